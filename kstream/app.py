@@ -1,0 +1,125 @@
+"""App: the settings, the sources and the pipeline graph of one streaming job."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from kstream.dstream import DStream
+from kstream.errors import ConfigError
+from kstream.graph import Node, Operator, topological
+from kstream.local import LocalRunner
+from kstream.ops.sources import KafkaSource, QueueSource, SocketSource
+from kstream.serde import deserializer
+from kstream.settings import Settings, interval_ms
+
+
+class App:
+    """A streaming job: `app.stream(...)` starts pipelines; `kstream worker` runs them."""
+
+    def __init__(
+        self, app_id: str, batch_interval: float = 1.0, brokers: str | None = None, **settings: Any
+    ):
+        if not isinstance(app_id, str) or not app_id.strip():
+            raise ConfigError(f"app_id={app_id!r}: must be a non-empty name")
+        self.app_id = app_id
+        self.interval_ms = interval_ms(batch_interval, "batch_interval")
+        self.settings = Settings.from_kwargs(brokers=brokers, **settings)
+        self.nodes: list[Node] = []
+        self._ids = 0
+        self._stop = threading.Event()
+        self._local: LocalRunner | None = None  # keeps the virtual clock across run_batches
+
+    @property
+    def batch_interval(self) -> float:
+        return self.interval_ms / 1000
+
+    # -- sources ---------------------------------------------------------------------
+    def stream(
+        self,
+        topics: str | Iterable[str],
+        key_serde: str = "str",
+        value_serde: str = "str",
+        keyed: bool = False,
+    ) -> DStream:
+        """Records of Kafka topics: their values, or `(key, value)` pairs with keyed=True."""
+        names = [topics] if isinstance(topics, str) else list(topics)
+        if not names or not all(isinstance(t, str) and t for t in names):
+            raise ConfigError(f"stream(topics={topics!r}): give one or more topic names")
+        deserializer(key_serde, "key_serde")
+        deserializer(value_serde, "value_serde")
+        return self._source(KafkaSource(names, keyed, key_serde, value_serde), keyed)
+
+    def socket_text_stream(self, host: str, port: int) -> DStream:
+        """Lines from a TCP server, batched by arrival time (Spark's socketTextStream)."""
+        return self._source(SocketSource(host, int(port)), False)
+
+    def queue_stream(
+        self, batches: Iterable[Iterable[Any]], one_at_a_time: bool = True, default: Any = None
+    ) -> DStream:
+        """Batch k gets the k-th list, then empty batches: tests without a broker."""
+        return self._source(QueueSource(batches, one_at_a_time, default), False)
+
+    def union(self, *streams: DStream) -> DStream:
+        first, *rest = streams
+        return first.union(*rest)
+
+    def _source(self, op: Operator, keyed: bool) -> DStream:
+        return DStream(self, self._add_node(op, (), keyed))
+
+    # -- graph -----------------------------------------------------------------------
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _add_node(
+        self,
+        op: Operator,
+        parents: tuple[Node, ...],
+        key_partitioned: bool,
+        node_id: int | None = None,
+    ) -> Node:
+        node = Node(node_id or self._next_id(), op, parents, key_partitioned)
+        for p in parents:
+            p.children.append(node)
+        self.nodes.append(node)
+        return node
+
+    def ordered_nodes(self) -> list[Node]:
+        return topological(self.nodes)
+
+    def sources(self) -> list[Node]:
+        return [n for n in self.nodes if n.op.is_source]
+
+    def uses_kafka(self) -> bool:
+        kinds = {isinstance(n.op, KafkaSource) for n in self.sources()}
+        if kinds == {True, False}:
+            raise ConfigError(
+                "an app reads either Kafka topics or local sources (queue/socket), not both"
+            )
+        return kinds == {True}
+
+    # -- running ---------------------------------------------------------------------
+    def run_batches(self, n: int) -> None:
+        """Run n batches of the local sources on a virtual clock: no Kafka, no sleeping."""
+        if self._local is None or self._local.nodes != self.ordered_nodes():
+            self._local = LocalRunner(self)
+        self._local.run_virtual(n)
+
+    def run(self, timeout: float | None = None) -> None:
+        """Run until stop() (or timeout seconds): local sources on the wall clock."""
+        if self.uses_kafka():
+            raise ConfigError(
+                "this app reads Kafka topics: run it with `kstream worker`, which joins "
+                "the consumer group"
+            )
+        LocalRunner(self).run_wall(self._stop, timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def describe(self) -> dict[str, Any]:
+        from kstream.plan import compile_plan
+
+        return compile_plan(self).describe()

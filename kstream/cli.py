@@ -1,0 +1,245 @@
+"""The `kstream` command: worker, describe, reset, demo. Every option has a KSTREAM_* env var."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from kstream.errors import ConfigError
+
+log = logging.getLogger("kstream")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def parse_kafka_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"-X {pair!r}: expected key=value (a librdkafka setting)")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def fail(message: str) -> None:
+    click.echo(f"kstream: error: {message}", err=True)
+    sys.exit(2)
+
+
+def brokers_option(f: Callable) -> Callable:
+    return click.option(
+        "--brokers",
+        envvar=["KSTREAM_BROKERS", "KSTREAM_BOOTSTRAP_SERVERS"],
+        help="Kafka bootstrap servers, host:port[,host:port]  [env: KSTREAM_BROKERS]",
+    )(f)
+
+
+def common_options(f: Callable) -> Callable:
+    f = click.option(
+        "-X",
+        "kafka_settings",
+        multiple=True,
+        envvar="KSTREAM_KAFKA_SETTINGS",
+        metavar="KEY=VALUE",
+        help="A librdkafka setting, passed through (repeatable).",
+    )(f)
+    f = click.option(
+        "--log-level",
+        envvar="KSTREAM_LOG_LEVEL",
+        default="info",
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    )(f)
+    return brokers_option(f)
+
+
+def load(app_spec: str, overrides: dict[str, Any]):
+    from kstream.loader import load_app
+
+    app = load_app(app_spec)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "app_id":
+            app.app_id = value
+        elif key == "batch_interval":
+            from kstream.settings import interval_ms
+
+            app.interval_ms = interval_ms(value, "--batch-interval")
+        else:
+            setattr(app.settings, key, value)
+    app.settings.validate()
+    return app
+
+
+@click.group()
+@click.version_option(package_name="kstream")
+def main() -> None:
+    """kstream: Spark Streaming's micro-batch model on plain Kafka."""
+
+
+@main.command()
+@click.argument("app_spec", metavar="APP")
+@common_options
+@click.option("--app-id", envvar="KSTREAM_APP_ID", help="Override the app id (= consumer group).")
+@click.option("--batch-interval", envvar="KSTREAM_BATCH_INTERVAL", type=float, help="Seconds.")
+@click.option("--state-dir", envvar="KSTREAM_STATE_DIR", help="Local state directory.")
+@click.option(
+    "--guarantee",
+    envvar="KSTREAM_GUARANTEE",
+    type=click.Choice(["at-least-once"]),
+    help="Delivery guarantee.",
+)
+@click.option(
+    "--group-instance-id",
+    envvar="KSTREAM_GROUP_INSTANCE_ID",
+    help="Static group membership id (e.g. the pod name): restarts do not rebalance.",
+)
+@click.option(
+    "--metrics-port",
+    envvar="KSTREAM_METRICS_PORT",
+    type=int,
+    default=9400,
+    show_default=True,
+    help="HTTP port for /metrics and friends; 0 disables.",
+)
+@click.option("--metrics-host", envvar="KSTREAM_METRICS_HOST", default="0.0.0.0", show_default=True)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def worker(
+    app_spec: str,
+    brokers,
+    kafka_settings,
+    log_level,
+    app_id,
+    batch_interval,
+    state_dir,
+    guarantee,
+    group_instance_id,
+    metrics_port,
+    metrics_host,
+    duration,
+) -> None:
+    """Run APP (path/to/app.py[:attr] or package.module[:attr]) as one worker of its group."""
+    setup_logging(log_level)
+    from kstream.worker import Worker
+
+    try:
+        app = load(
+            app_spec,
+            {
+                "app_id": app_id,
+                "batch_interval": batch_interval,
+                "state_dir": state_dir,
+                "guarantee": guarantee,
+            },
+        )
+        w = Worker(
+            app,
+            brokers=brokers,
+            group_instance_id=group_instance_id,
+            kafka=parse_kafka_settings(kafka_settings),
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+        )
+        w.prepare()
+    except ConfigError as e:
+        fail(str(e))
+    stop_on_signals(w.stop)
+    w.start()
+    try:
+        w.loop(duration)
+    finally:
+        w.close()
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT: finish the batch in hand, commit, leave; a second SIGINT aborts."""
+
+    def handler(signum: int, frame: Any) -> None:
+        log.info("%s: finishing the current batch, then stopping", signal.Signals(signum).name)
+        stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@main.command()
+@click.argument("app_spec", metavar="APP")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def describe(app_spec: str, as_json: bool) -> None:
+    """Print APP's stages, operators and the internal topics it uses."""
+    try:
+        topology = load(app_spec, {}).describe()
+    except ConfigError as e:
+        fail(str(e))
+    if as_json:
+        click.echo(json.dumps(topology, indent=2))
+        return
+    click.echo(f"app {topology['app_id']}")
+    for s in topology["stages"]:
+        click.echo(f"stage {s['stage']}: reads {', '.join(s['reads'])}")
+        for op in s["operators"]:
+            click.echo(f"  {op}")
+        if s["writes"]:
+            click.echo(f"  writes {', '.join(s['writes'])}")
+    internal = topology["internal_topics"]
+    click.echo(f"internal topics: {', '.join(internal) if internal else 'none'}")
+
+
+@main.command()
+@click.argument("app_spec", metavar="APP")
+@common_options
+@click.option("--state-dir", envvar="KSTREAM_STATE_DIR", help="Local state directory.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset(app_spec: str, brokers, kafka_settings, log_level, state_dir, yes: bool) -> None:
+    """Forget APP's progress: group offsets, internal topics and local state."""
+    setup_logging(log_level)
+    from kstream.reset import reset_app
+
+    try:
+        app = load(app_spec, {"state_dir": state_dir})
+        if not yes:
+            click.confirm(
+                f"reset {app.app_id}: delete its offsets, internal topics and local state?",
+                abort=True,
+            )
+        for line in reset_app(app, brokers, parse_kafka_settings(kafka_settings)):
+            click.echo(line)
+    except ConfigError as e:
+        fail(str(e))
+
+
+@main.command()
+@click.option(
+    "--duration",
+    type=float,
+    default=None,
+    help="Stop after this many seconds (default: until Ctrl-C).",
+)
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Lines per second.")
+@click.option("--log-level", envvar="KSTREAM_LOG_LEVEL", default="warning", show_default=True)
+def demo(duration: float | None, rate: float, log_level: str) -> None:
+    """Word count over an embedded broker that it starts itself: nothing to set up."""
+    setup_logging(log_level)
+    from kstream.demo import run_demo
+
+    try:
+        run_demo(duration, rate, stop_on_signals)
+    except ConfigError as e:
+        fail(str(e))
+    except RuntimeError as e:
+        fail(str(e))

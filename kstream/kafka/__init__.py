@@ -1,0 +1,1 @@
+"""Thin wrappers over confluent-kafka: client settings, topic admin, record formats."""

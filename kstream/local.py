@@ -1,0 +1,63 @@
+"""Run a pipeline in one process over queue and socket streams: virtual or wall clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from kstream.errors import ConfigError
+from kstream.graph import evaluate
+from kstream.ops.sources import SocketSource
+
+if TYPE_CHECKING:
+    from kstream.app import App
+
+log = logging.getLogger(__name__)
+
+
+class LocalRunner:
+    """One process, every operator in graph order; the shuffle nodes only combine."""
+
+    def __init__(self, app: App):
+        if app.uses_kafka():
+            raise ConfigError(
+                "this app reads Kafka topics: run it with `kstream worker`, or use "
+                "app.queue_stream() to test the pipeline without a broker"
+            )
+        self.app = app
+        self.nodes = app.ordered_nodes()
+        # A pipeline extended between run_batches calls gets a new runner: keep the clock.
+        previous = getattr(app, "_local", None)
+        self.virtual_batches = previous.virtual_batches if previous is not None else 0
+
+    def run_batch(self, t: int) -> None:
+        evaluate(self.nodes, t, {})
+
+    def run_virtual(self, n: int) -> None:
+        if any(isinstance(s.op, SocketSource) for s in self.app.sources()):
+            raise ConfigError("socket streams need the wall clock: use app.run()")
+        for _ in range(n):
+            self.virtual_batches += 1
+            self.run_batch(self.virtual_batches * self.app.interval_ms)
+
+    def run_wall(self, stop: threading.Event, timeout: float | None) -> None:
+        sockets = [s.op for s in self.app.sources() if isinstance(s.op, SocketSource)]
+        for s in sockets:
+            s.start()
+        interval = self.app.interval_ms
+        deadline = None if timeout is None else time.time() + timeout
+        t = (int(time.time() * 1000) // interval + 1) * interval
+        try:
+            while not stop.is_set():
+                wait = t / 1000 - time.time()
+                if deadline is not None and time.time() + max(wait, 0) > deadline:
+                    break
+                if wait > 0 and stop.wait(wait):
+                    break
+                self.run_batch(t)
+                t += interval
+        finally:
+            for s in sockets:
+                s.stop()

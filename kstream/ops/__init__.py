@@ -1,0 +1,1 @@
+"""Per-batch operator implementations, one module per family."""

@@ -1,0 +1,118 @@
+"""Operators that need all records of a key (or of the whole batch) together.
+
+Each has `partial` (run upstream of the shuffle, per task: Spark's map-side combine) and
+`merge` (run after it). Locally the shuffle node runs `partial` too, so a pipeline takes
+the same code path with one process as with many.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from kstream.graph import Batch, Operator
+
+
+class Aggregation(Operator):
+    """Base for operators fed through a shuffle (or directly, when already partitioned)."""
+
+    pre_combined = False  # set by the graph builder when a shuffle node runs `partial`
+
+    def partial(self, batch: Batch) -> Batch:
+        return batch
+
+    def merge(self, batch: Batch) -> Batch:
+        raise NotImplementedError
+
+    def apply(self, inputs, t):
+        (x,) = inputs
+        if x is None:
+            return None
+        return self.merge(x if self.pre_combined else self.partial(x))
+
+
+def reduce_pairs(fn: Callable[[Any, Any], Any], pairs: Batch) -> Batch:
+    acc: dict[Any, Any] = {}
+    for k, v in pairs:
+        if k in acc:
+            acc[k] = fn(acc[k], v)
+        else:
+            acc[k] = v
+    return list(acc.items())
+
+
+class ReduceByKey(Aggregation):
+    kind = "reduce_by_key"
+
+    def __init__(self, fn: Callable[[Any, Any], Any]):
+        self.fn = fn
+
+    def partial(self, batch):
+        return reduce_pairs(self.fn, batch)
+
+    def merge(self, batch):
+        return reduce_pairs(self.fn, batch)
+
+
+class CountByValue(Aggregation):
+    kind = "count_by_value"
+
+    def partial(self, batch):
+        return list(Counter(batch).items())
+
+    def merge(self, batch):
+        counts: Counter[Any] = Counter()
+        for v, n in batch:
+            counts[v] += n
+        return list(counts.items())
+
+
+class GroupByKey(Aggregation):
+    kind = "group_by_key"
+
+    def merge(self, batch):
+        groups: defaultdict[Any, list[Any]] = defaultdict(list)
+        for k, v in batch:
+            groups[k].append(v)
+        return list(groups.items())
+
+
+class Count(Aggregation):
+    """count(): one number per batch, 0 for an empty batch (Spark's semantics)."""
+
+    kind = "count"
+
+    def partial(self, batch):
+        return [len(batch)]
+
+    def merge(self, batch):
+        return [sum(batch)]
+
+
+class Reduce(Aggregation):
+    """reduce(fn): one value per non-empty batch, nothing for an empty one."""
+
+    kind = "reduce"
+
+    def __init__(self, fn: Callable[[Any, Any], Any]):
+        self.fn = fn
+
+    def partial(self, batch):
+        return [functools.reduce(self.fn, batch)] if batch else []
+
+    def merge(self, batch):
+        return self.partial(batch)
+
+
+class Repartition(Aggregation):
+    """repartition(n): records spread evenly over n partitions; values unchanged."""
+
+    kind = "repartition"
+
+    def __init__(self, partitions: int):
+        self.partitions = partitions
+
+    def merge(self, batch):
+        return batch

@@ -1,0 +1,128 @@
+"""Split the graph into stages at its shuffles, and name the topics between them.
+
+Stage 0 reads the source topics; stage k+1 reads the repartition topics that stage k
+writes. Every worker runs every stage; Kafka's consumer group spreads the partitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kstream.errors import ConfigError
+from kstream.graph import Node
+from kstream.ops.shuffle import Shuffle
+from kstream.ops.sinks import To
+from kstream.ops.sources import KafkaSource
+
+if TYPE_CHECKING:
+    from kstream.app import App
+
+
+@dataclass
+class Exchange:
+    """A repartition topic: the shuffle nodes (one per side) that feed one operator."""
+
+    topic: str
+    sides: list[Node]
+    writer_stage: int
+
+    @property
+    def shuffle(self) -> Shuffle:
+        return self.sides[0].op  # type: ignore[return-value]
+
+
+@dataclass
+class Stage:
+    index: int
+    nodes: list[Node] = field(default_factory=list)  # evaluation order, incl. written shuffles
+    sources: list[Node] = field(default_factory=list)
+    reads: list[Exchange] = field(default_factory=list)
+    writes: list[Exchange] = field(default_factory=list)
+
+    @property
+    def sinks(self) -> list[Node]:
+        return [n for n in self.nodes if isinstance(n.op, To)]
+
+    def input_topics(self) -> list[str]:
+        if self.index == 0:
+            return sorted({t for s in self.sources for t in s.op.topics})  # type: ignore[attr-defined]
+        return [x.topic for x in self.reads]
+
+
+@dataclass
+class Plan:
+    app_id: str
+    stages: list[Stage]
+    exchanges: list[Exchange]
+
+    def source_topics(self) -> list[str]:
+        return self.stages[0].input_topics() if self.stages else []
+
+    def output_topics(self) -> list[str]:
+        return sorted({n.op.topic for s in self.stages for n in s.sinks})  # type: ignore[attr-defined]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "app_id": self.app_id,
+            "stages": [
+                {
+                    "stage": s.index,
+                    "reads": s.input_topics(),
+                    "operators": [
+                        n.op.describe() for n in s.nodes if not isinstance(n.op, Shuffle)
+                    ],
+                    "writes": [x.topic for x in s.writes] + [n.op.topic for n in s.sinks],  # type: ignore[attr-defined]
+                }
+                for s in self.stages
+            ],
+            "internal_topics": [x.topic for x in self.exchanges],
+            "source_topics": self.source_topics(),
+            "output_topics": self.output_topics(),
+        }
+
+
+def stage_of(nodes: list[Node]) -> dict[Node, int]:
+    stages: dict[Node, int] = {}
+    for n in nodes:
+        parent_stages = {stages[p] for p in n.parents}
+        if isinstance(n.op, Shuffle):
+            stages[n] = stages[n.parents[0]] + 1
+        elif len(parent_stages) > 1:
+            raise ConfigError(
+                f"{n.op.kind}: its inputs come from different sides of a shuffle; "
+                "join them instead, or key both streams the same way"
+            )
+        else:
+            stages[n] = parent_stages.pop() if parent_stages else 0
+    return stages
+
+
+def compile_plan(app: App) -> Plan:
+    nodes = app.ordered_nodes()
+    stages_of = stage_of(nodes)
+    exchanges: dict[str, Exchange] = {}
+    for n in nodes:
+        if isinstance(n.op, Shuffle):
+            topic = f"{app.app_id}-{n.op.target}-repartition"
+            x = exchanges.setdefault(topic, Exchange(topic, [], stages_of[n] - 1))
+            if stages_of[n] - 1 != x.writer_stage:
+                raise ConfigError(
+                    f"{n.op.target}: its inputs are at different depths of the pipeline; "
+                    "repartition the shallower one first"
+                )
+            x.sides.append(n)
+    count = max(stages_of.values(), default=-1) + 1
+    stages = [Stage(i) for i in range(count)]
+    for n in nodes:
+        s = stages_of[n]
+        if isinstance(n.op, Shuffle):
+            stages[s - 1].nodes.append(n)  # evaluated (combined) where it is written
+        else:
+            stages[s].nodes.append(n)
+        if isinstance(n.op, KafkaSource):
+            stages[s].sources.append(n)
+    for x in exchanges.values():
+        stages[x.writer_stage].writes.append(x)
+        stages[x.writer_stage + 1].reads.append(x)
+    return Plan(app.app_id, stages, list(exchanges.values()))

@@ -1,0 +1,62 @@
+"""Serializers by name. Unknown names are configuration errors that name the setting."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from kstream.errors import ConfigError
+
+Serializer = Callable[[Any], bytes | None]
+Deserializer = Callable[[bytes], Any]
+
+
+def _auto(value: Any) -> bytes | None:
+    """bytes as they are, str as UTF-8, None as a null value, anything else as JSON."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _int_from(raw: bytes) -> int:
+    return int(raw.decode())
+
+
+_SERIALIZERS: dict[str, Serializer] = {
+    "auto": _auto,
+    "str": lambda v: None if v is None else str(v).encode(),
+    "bytes": lambda v: v,
+    "json": lambda v: json.dumps(v, separators=(",", ":")).encode(),
+    "int": lambda v: None if v is None else str(int(v)).encode(),
+    "pickle": pickle.dumps,
+}
+
+_DESERIALIZERS: dict[str, Deserializer] = {
+    "str": bytes.decode,
+    "bytes": bytes,
+    "json": json.loads,
+    "int": _int_from,
+    "pickle": pickle.loads,
+}
+
+
+def serializer(name: str, setting: str) -> Serializer:
+    try:
+        return _SERIALIZERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"{setting}={name!r} is not a known serde; choose one of {', '.join(_SERIALIZERS)}"
+        ) from None
+
+
+def deserializer(name: str, setting: str) -> Deserializer:
+    try:
+        return _DESERIALIZERS[name]
+    except KeyError:
+        raise ConfigError(
+            f"{setting}={name!r} is not a known serde; choose one of {', '.join(_DESERIALIZERS)}"
+        ) from None

@@ -1,0 +1,67 @@
+"""App settings: one validated place, so a bad value fails at start naming the setting."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from kstream.errors import ConfigError
+
+CHOICES = {
+    "time": ("event", "processing"),
+    "late": ("join", "drop"),
+    "guarantee": ("at-least-once",),
+    "on_error": ("skip", "fail"),
+}
+
+
+@dataclass
+class Settings:
+    brokers: str | None = None
+    state_dir: str = "./state"
+    # How far behind the newest timestamp seen (and the wall clock, once caught up) a
+    # batch closes: records that arrive within this delay still join their own batch.
+    allowed_lateness: float = 0.5
+    time: str = "event"  # event: Kafka record timestamps; processing: arrival clock
+    late: str = "join"  # a record for a closed batch joins the oldest open one, or is dropped
+    guarantee: str = "at-least-once"
+    on_error: str = "skip"  # a record that cannot be deserialized: logged and skipped, or fatal
+    repartition_partitions: int | None = None  # default: the most partitions of any source
+    replication_factor: int = -1  # internal topics; -1 = the broker's default
+    max_empty_batches: int = 60  # longer runs of empty batches (idle gaps) are skipped
+    kafka: dict[str, Any] = field(default_factory=dict)  # librdkafka settings, passed through
+    group_instance_id: str | None = None  # static membership, e.g. the pod name
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Settings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        for name in kwargs:
+            if name not in known:
+                raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"{name}={value!r}: choose one of {', '.join(allowed)}")
+        if not isinstance(self.allowed_lateness, int | float) or self.allowed_lateness < 0:
+            raise ConfigError(f"allowed_lateness={self.allowed_lateness!r}: must be >= 0 seconds")
+        rp = self.repartition_partitions
+        if rp is not None and (not isinstance(rp, int) or rp < 1):
+            raise ConfigError(f"repartition_partitions={rp!r}: must be a whole number >= 1")
+        if not isinstance(self.max_empty_batches, int) or self.max_empty_batches < 1:
+            raise ConfigError(f"max_empty_batches={self.max_empty_batches!r}: must be >= 1")
+
+
+def interval_ms(seconds: float, setting: str) -> int:
+    """A duration in whole milliseconds, or a ConfigError naming the setting."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise ConfigError(f"{setting}={seconds!r}: must be a positive number of seconds")
+    ms = round(seconds * 1000)
+    if abs(ms - seconds * 1000) > 1e-6 or ms == 0:
+        raise ConfigError(f"{setting}={seconds!r}: must be a whole number of milliseconds")
+    return ms

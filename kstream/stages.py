@@ -1,0 +1,293 @@
+"""A stage at run time: it takes in its partitions' records and hands out closed batches.
+
+SourceStage reads the app's source topics and closes batches by record timestamps (or the
+wall clock once caught up); ExchangeStage reads repartition topics and closes a batch once
+every upstream task's marker for it has arrived.
+
+A partition that joins a running stage (after a rebalance or a restart) may hold records
+of batches the stage has already closed: they are not late, they were never processed
+here. It catches up in runs of its own, each batch with its own records, before it joins
+the stage's regular batches; so a batch's result does not depend on who owned what when.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from confluent_kafka import Message
+
+from kstream.batches import OpenBatches
+from kstream.clocks import TP, Closer, MarkerClock, SourceClock
+from kstream.errors import ConfigError
+from kstream.graph import Batch, Node
+from kstream.kafka import exchange
+from kstream.plan import Stage
+from kstream.serde import deserializer
+from kstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_value = Message.value
+_key = Message.key
+NEVER = 2**62  # the watermark of a partition that has been read to its end
+
+Run = tuple[int, tuple[TP, ...]]  # a batch time and the partitions whose records it takes
+
+
+class PoisonRecordError(RuntimeError):
+    """A record failed and the on_error policy is "fail"."""
+
+
+class StageRuntime:
+    every_interval = True  # close every interval (empty batches too), or only announced ones
+
+    def __init__(self, stage: Stage, interval_ms: int, settings: Settings):
+        self.stage = stage
+        self.interval = interval_ms
+        self.settings = settings
+        self.open = OpenBatches()
+        self.closer = Closer(interval_ms, settings.max_empty_batches)
+        self.closed: dict[TP, int | None] = {}  # per partition: last batch processed here
+        self.late = 0
+        self.dropped = 0
+
+    @property
+    def assigned(self) -> set[TP]:
+        return set(self.closed)
+
+    def assign(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self.closed[tp] = None
+
+    def revoke(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self.closed.pop(tp, None)
+        self.open.drop(tps)
+
+    def _placed(self, tp: TP, t: int) -> int | None:
+        """The batch a record of batch t goes to: its own, the oldest open one, or none."""
+        done = self.closed.get(tp)
+        if done is None or t > done:
+            return t
+        self.late += 1
+        if self.settings.late == "drop":
+            self.dropped += 1
+            return None
+        return max(done, self.closer.closed_through or done) + self.interval
+
+    # -- closing ---------------------------------------------------------------------
+    def partition_watermark(self, tp: TP, now_ms: int) -> int | None:
+        raise NotImplementedError
+
+    def watermark(self, now_ms: int) -> int | None:
+        raise NotImplementedError
+
+    def pending(self) -> list[int]:
+        return self.open.times()
+
+    def due(self, now_ms: int) -> list[Run]:
+        """The runs to process now, in order: partitions catching up first."""
+        runs = self._catch_up(now_ms)
+        regular = self.closer.due(self.watermark(now_ms), self.pending(), self.every_interval)
+        if regular:
+            everyone = tuple(sorted(self.closed))
+            runs.extend((t, everyone) for t in regular)
+            for tp in self.closed:
+                self.closed[tp] = regular[-1]
+        return runs
+
+    def _catch_up(self, now_ms: int) -> list[Run]:
+        stage_done = self.closer.closed_through
+        if stage_done is None:
+            return []
+        by_time: dict[int, list[TP]] = defaultdict(list)
+        for tp, done in self.closed.items():
+            if done is not None and done >= stage_done:
+                continue
+            w = self.partition_watermark(tp, now_ms)
+            if w is None:
+                continue
+            limit = min(w, stage_done)
+            for t in self.open.times_of(tp):
+                if t <= limit and (done is None or t > done):
+                    by_time[t].append(tp)
+            self.closed[tp] = limit if done is None else max(done, limit)
+        return [(t, tuple(sorted(tps))) for t, tps in sorted(by_time.items())]
+
+
+class SourceStage(StageRuntime):
+    def __init__(self, stage: Stage, interval_ms: int, settings: Settings):
+        super().__init__(stage, interval_ms, settings)
+        self.clock = SourceClock(round(settings.allowed_lateness * 1000))
+        self.event_time = settings.time == "event"
+        self.readers: dict[str, list[tuple[Node, Any, Any]]] = defaultdict(list)
+        for node in stage.sources:
+            op = node.op
+            kdec = deserializer(op.key_serde, "key_serde") if op.keyed else None
+            vdec = deserializer(op.value_serde, "value_serde")
+            for topic in op.topics:
+                self.readers[topic].append((node, kdec, vdec))
+
+    def assign(self, tps):
+        super().assign(tps)
+        self.clock.assign(tps)
+
+    def revoke(self, tps):
+        super().revoke(tps)
+        self.clock.revoke(tps)
+
+    def reached_end(self, tp: TP, offset: int) -> None:
+        self.clock.reached_end(tp)
+        self.open.position[tp] = offset
+
+    def partition_watermark(self, tp, now_ms):
+        if self.clock.caught_up.get(tp):
+            return NEVER
+        newest = self.clock.newest.get(tp)
+        return None if newest is None else newest - self.clock.lateness
+
+    def watermark(self, now_ms):
+        return self.clock.watermark(now_ms)
+
+    def ingest(self, topic: str, msgs: list[Message], now_ms: int) -> None:
+        interval = self.interval
+        run_key = None
+        run: list[Message] = []
+        newest = self.clock.newest
+        caught_up = self.clock.caught_up
+        position = self.open.position
+        closed = self.closed
+        for m in msgs:
+            tp = (topic, m.partition())
+            ts = m.timestamp()[1] if self.event_time else now_ms
+            if ts < 0:
+                ts = now_ms
+            t = ts - ts % interval + interval
+            done = closed.get(tp)
+            if done is not None and t <= done:
+                placed = self._placed(tp, t)
+                if placed is None:
+                    position[tp] = m.offset() + 1
+                    continue
+                t = placed
+            if (t, tp) != run_key:
+                run_key = (t, tp)
+                run = self.open.bucket(t, tp, m.offset())
+            run.append(m)
+            if ts > newest.get(tp, -1):
+                newest[tp] = ts
+            caught_up[tp] = False
+            position[tp] = m.offset() + 1
+
+    def take(self, t: int, tps: tuple[TP, ...]) -> dict[Node, Batch | None]:
+        """Batch t's records of partitions tps, deserialized, as the source nodes' values."""
+        by_tp = self.open.take(t, tps)
+        values: dict[Node, Batch | None] = {n: [] for n in self.stage.sources}
+        for (topic, p), msgs in sorted(by_tp.items()):
+            for node, kdec, vdec in self.readers.get(topic, ()):
+                values[node].extend(self._decode(topic, p, msgs, kdec, vdec))  # type: ignore[union-attr]
+        return values
+
+    def _decode(self, topic: str, p: int, msgs: list[Message], kdec, vdec) -> Batch:
+        try:
+            values = list(map(vdec, map(_value, msgs)))
+            if kdec is None:
+                return values
+            return list(zip(map(kdec, map(_key, msgs)), values, strict=True))
+        except Exception:
+            return self._decode_each(topic, p, msgs, kdec, vdec)
+
+    def _decode_each(self, topic: str, p: int, msgs: list[Message], kdec, vdec) -> Batch:
+        """The slow path after a failure: find the culprits, keep the rest."""
+        out: Batch = []
+        for m in msgs:
+            try:
+                raw_v, raw_k = m.value(), m.key()
+                v = None if raw_v is None else vdec(raw_v)
+                out.append(v if kdec is None else (None if raw_k is None else kdec(raw_k), v))
+            except Exception as e:
+                where = f"{topic}[{p}]@{m.offset()}"
+                if self.settings.on_error == "fail":
+                    raise PoisonRecordError(f"cannot deserialize {where}: {e!r}") from e
+                self.dropped += 1
+                log.warning("skipping record %s: cannot deserialize: %r", where, e)
+        return out
+
+
+class ExchangeStage(StageRuntime):
+    every_interval = False
+
+    def __init__(self, stage: Stage, interval_ms: int, settings: Settings, upstream: dict):
+        super().__init__(stage, interval_ms, settings)
+        self.clock = MarkerClock(upstream)
+        self.emitted: dict[int, set[tuple[str, int]]] = defaultdict(set)
+        self.side_nodes = {(x.topic, i): n for x in stage.reads for i, n in enumerate(x.sides)}
+
+    def assign(self, tps):
+        super().assign(tps)
+        self.clock.assign(tps)
+
+    def revoke(self, tps):
+        super().revoke(tps)
+        self.clock.revoke(tps)
+
+    def reached_end(self, tp: TP, offset: int) -> None:
+        self.open.position[tp] = offset
+
+    def partition_watermark(self, tp, now_ms):
+        return self.clock.partition_watermark(tp)
+
+    def watermark(self, now_ms):
+        return self.clock.watermark()
+
+    def pending(self) -> list[int]:
+        return self.clock.pending(self.open.times())
+
+    def ingest(self, topic: str, msgs: list[Message], now_ms: int) -> None:
+        decode = exchange.decode
+        position = self.open.position
+        closed = self.closed
+        for m in msgs:
+            tp = (topic, m.partition())
+            position[tp] = m.offset() + 1
+            t, side, payload = decode(m.value())
+            if side == exchange.MARKER:
+                tasks, sides = payload
+                self.clock.marker(tp, t, tasks)
+                self.emitted[t].update((topic, s) for s in sides)
+                continue
+            done = closed.get(tp)
+            if done is not None and t <= done:
+                placed = self._placed(tp, t)
+                if placed is None:
+                    continue
+                t = placed
+            self.open.bucket(t, tp, m.offset()).append((side, payload))
+
+    def take(self, t: int, tps: tuple[TP, ...]) -> dict[Node, Batch | None]:
+        by_tp = self.open.take(t, tps)
+        emitted = self.emitted.get(t, set())
+        if self.closer.closed_through is not None and t <= self.closer.closed_through:
+            self.emitted.pop(t, None)
+            self.clock.forget_through(t)
+        values: dict[Node, Batch | None] = {
+            n: ([] if key in emitted else None) for key, n in self.side_nodes.items()
+        }
+        for (topic, _), records in sorted(by_tp.items()):
+            for side, record in records:
+                node = self.side_nodes[(topic, side)]
+                batch = values[node]
+                if batch is None:
+                    batch = values[node] = []
+                batch.append(record)
+        return values
+
+
+def upstream_tasks(stage: Stage, partitions: dict[str, int]) -> int:
+    """How many tasks (input partitions) a stage has: each writes markers downstream."""
+    try:
+        return sum(partitions[t] for t in stage.input_topics())
+    except KeyError as e:
+        raise ConfigError(f"topic {e.args[0]!r} does not exist") from None

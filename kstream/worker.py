@@ -1,0 +1,379 @@
+"""The batch loop: read, close batches, run the pipeline, produce, flush, commit.
+
+One iteration, top to bottom (DESIGN §5, at-least-once):
+  1. consume a bulk of records and file them under their batch;
+  2. for every stage, run each batch that is now due and produce its outputs, its
+     repartition records and its markers;
+  3. flush the producer: every output acknowledged (a failed send stops the worker);
+  4. only then commit, per partition, the lowest offset not yet in a processed batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from kstream.clocks import TP
+from kstream.errors import ConfigError
+from kstream.graph import evaluate
+from kstream.kafka import exchange
+from kstream.kafka.admin import Admin
+from kstream.kafka.config import consumer_config, producer_config
+from kstream.observe.observer import Observer
+from kstream.plan import Plan, compile_plan
+from kstream.serde import serializer
+from kstream.stages import ExchangeStage, SourceStage, StageRuntime, upstream_tasks
+
+if TYPE_CHECKING:
+    from kstream.app import App
+
+log = logging.getLogger(__name__)
+
+RETRIABLE_COMMIT = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._ASSIGNMENT_LOST,
+    KafkaError._NO_OFFSET,
+}
+
+
+class SendFailedError(RuntimeError):
+    """Kafka refused an output for good: nothing of its batch is committed."""
+
+
+class Worker:
+    """Runs every stage of an app as one member of the app's consumer group."""
+
+    def __init__(
+        self,
+        app: App,
+        brokers: str | None = None,
+        group_instance_id: str | None = None,
+        kafka: dict[str, Any] | None = None,
+        max_poll_records: int = 20000,
+        metrics_host: str = "0.0.0.0",
+        metrics_port: int | None = None,
+    ):
+        self.app = app
+        self.brokers = brokers or app.settings.brokers or "localhost:9092"
+        self.kafka = {**app.settings.kafka, **(kafka or {})}
+        self.group_instance_id = group_instance_id or app.settings.group_instance_id
+        self.max_poll_records = max_poll_records
+        self.stopping = threading.Event()
+        self.plan: Plan = compile_plan(app)
+        self.stages: list[StageRuntime] = []
+        self.topic_stage: dict[str, StageRuntime] = {}
+        self.exchange_partitions: dict[str, int] = {}
+        self.send_errors: list[str] = []
+        self.batches_done = 0
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.observer = Observer(
+            app.app_id, app.batch_interval, metrics_host, metrics_port, self.plan.describe
+        )
+        self.started_at = time.time()
+        self._lag_checked = 0.0
+
+    # -- start -----------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Check brokers and topics and create internal topics; ConfigError if wrong."""
+        if not self.app.uses_kafka():
+            raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
+        admin = Admin(self.brokers, self.kafka)
+        known = admin.partitions()
+        admin.require(self.plan.source_topics(), "source", known)
+        admin.require(self.plan.output_topics(), "output", known)
+        default_n = self.app.settings.repartition_partitions or max(
+            known[t] for t in self.plan.source_topics()
+        )
+        wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
+        admin.ensure(wanted, known, self.app.settings.replication_factor, {})
+        self.exchange_partitions = wanted
+        partitions = {**known, **wanted}
+        settings, interval = self.app.settings, self.app.interval_ms
+        for stage in self.plan.stages:
+            if stage.index == 0:
+                runtime: StageRuntime = SourceStage(stage, interval, settings)
+            else:
+                writer = self.plan.stages[stage.index - 1]
+                n = upstream_tasks(writer, partitions)
+                runtime = ExchangeStage(
+                    stage, interval, settings, {x.topic: n for x in stage.reads}
+                )
+            self.stages.append(runtime)
+            for topic in stage.input_topics():
+                self.topic_stage[topic] = runtime
+        self._serializers = {
+            n: (
+                serializer(n.op.key_serde, "key_serde"),
+                serializer(n.op.value_serde, "value_serde"),
+            )
+            for s in self.plan.stages
+            for n in s.sinks
+        }
+        self._partitioners = {
+            x.topic: exchange.partitioner(x.shuffle.by, wanted[x.topic])
+            for x in self.plan.exchanges
+        }
+
+    def start(self) -> None:
+        self.observer.start()
+        self.observer.ready(False, "joining the consumer group")
+        self.started_at = time.time()
+        self.producer = Producer(producer_config(self.brokers, self._on_send_error, self.kafka))
+        config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
+        self.consumer = Consumer(config)
+        self.consumer.subscribe(
+            list(self.topic_stage),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info(
+            "worker for %s started: %d stage(s), reading %s",
+            self.app.app_id,
+            len(self.stages),
+            ", ".join(self.topic_stage),
+        )
+
+    # -- rebalance -------------------------------------------------------------------
+    def _group(self, partitions: list[TopicPartition]) -> dict[StageRuntime, list[TP]]:
+        by_stage: dict[StageRuntime, list[TP]] = defaultdict(list)
+        for tp in partitions:
+            by_stage[self.topic_stage[tp.topic]].append((tp.topic, tp.partition))
+        return by_stage
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for stage, tps in self._group(partitions).items():
+            stage.assign(tps)
+        self.observer.metrics.rebalance("assign")
+        self.observer.ready(True, "assigned")
+        if partitions:
+            log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for stage, tps in self._group(partitions).items():
+            stage.revoke(tps)
+        self.observer.metrics.rebalance("revoke")
+        for tp in partitions:
+            self.observer.forget(tp.topic, tp.partition)
+        if partitions and not self.stopping.is_set():
+            log.warning(
+                "revoked %s (their open batches go to the next owner)",
+                ", ".join(f"{p.topic}[{p.partition}]" for p in partitions),
+            )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.observer.metrics.rebalance("lost")
+        self._on_revoke(consumer, partitions)
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self, duration: float | None = None) -> None:
+        """Check, start, loop until stop() or for `duration` seconds, then leave the group."""
+        self.prepare()
+        self.start()
+        try:
+            self.loop(duration)
+        finally:
+            self.close()
+
+    def loop(self, duration: float | None = None) -> None:
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self.stopping.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self.step()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def step(self, poll_timeout: float = 0.1) -> int:
+        """One iteration of the loop; returns how many batches it processed."""
+        assert self.consumer is not None
+        msgs = self.consumer.consume(self.max_poll_records, poll_timeout)
+        self.observer.beat()
+        now_ms = int(time.time() * 1000)
+        self._ingest(msgs, now_ms)
+        done = 0
+        for stage in self.stages:
+            for t, tps in stage.due(now_ms):
+                self._process(stage, t, tps)
+                done += 1
+        if log.isEnabledFor(logging.DEBUG):
+            for stage in self.stages:
+                log.debug(
+                    "stage %d: watermark=%s closed_through=%s partitions=%s open=%s",
+                    stage.stage.index,
+                    stage.watermark(now_ms),
+                    stage.closer.closed_through,
+                    stage.closed,
+                    stage.open.times()[:3],
+                )
+        if done:
+            self._flush()
+            self._commit()
+            self.batches_done += done
+        self._report_progress()
+        return done
+
+    def _report_progress(self) -> None:
+        """Lag per partition (from the fetch's cached high watermark, see BROKER.md) and
+        the watermark, once a second."""
+        now = time.monotonic()
+        if now - self._lag_checked < 1.0 or self.consumer is None:
+            return
+        self._lag_checked = now
+        for stage in self.stages:
+            for (topic, p), position in stage.open.position.items():
+                try:
+                    _, high = self.consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), cached=True
+                    )
+                except KafkaException:
+                    continue
+                if high >= 0:
+                    self.observer.lag(topic, p, max(0, high - position))
+        source = self.stages[0]
+        if source.closer.closed_through is not None:
+            self.observer.metrics.set_watermark(source.closer.closed_through / 1000)
+
+    def _ingest(self, msgs: list[Any], now_ms: int) -> None:
+        by_topic: dict[str, list[Any]] = defaultdict(list)
+        ends = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                by_topic[m.topic()].append(m)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                ends.append(m)
+            elif err.fatal():
+                raise KafkaException(err)
+            else:
+                self.observer.metrics.error("consumer")
+                if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+                    self.observer.ready(False, f"broker unreachable: {err.str()}")
+                log.warning("consumer: %s", err.str())
+        if msgs and not self.observer.health.ready() and self.stages[0].assigned:
+            self.observer.ready(True, "assigned and reading")
+        for topic, topic_msgs in by_topic.items():
+            stage = self.topic_stage[topic]
+            late = stage.late
+            stage.ingest(topic, topic_msgs, now_ms)
+            if stage.stage.index == 0:
+                self.observer.metrics.records_consumed(topic, len(topic_msgs))
+            if stage.late > late:
+                self.observer.metrics.late_records(topic, stage.late - late)
+                log.warning(
+                    "%d late record(s) on %s (policy: %s)",
+                    stage.late - late,
+                    topic,
+                    self.app.settings.late,
+                )
+        for m in ends:  # after the records that came before them
+            stage = self.topic_stage.get(m.topic())
+            if stage is not None:
+                stage.reached_end((m.topic(), m.partition()), m.offset())
+
+    def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
+        began = time.time()
+        inputs = stage.take(t, tps)
+        values = evaluate(stage.stage.nodes, t, inputs)
+        for node in stage.stage.sinks:
+            records = values.get(node)
+            if records:
+                self._produce_outputs(node.op.topic, records, t, *self._serializers[node])
+                self.observer.metrics.records_produced(node.op.topic, len(records))
+        for x in stage.stage.writes:
+            sides = []
+            for side, node in enumerate(x.sides):
+                records = values.get(node)
+                if records is None:
+                    continue
+                sides.append(side)
+                self._produce_exchange(x.topic, side, records, t)
+            marker = exchange.encode_marker(t, tps, tuple(sides))
+            for p in range(self.exchange_partitions[x.topic]):
+                self._send(x.topic, marker, None, t, p)
+        if stage.stage.index == 0:
+            # the batch could have run once its interval (plus lateness) was over, or, for
+            # a backlog, once this worker started; delay is how long it waited beyond that
+            could_run = max(t / 1000 + self.app.settings.allowed_lateness, self.started_at)
+            records = sum(len(v) for v in inputs.values() if v)
+            self.observer.batch(t, records, time.time() - began, max(0.0, began - could_run))
+
+    def _produce_outputs(self, topic: str, records: list, t: int, kser, vser) -> None:
+        send = self._send
+        for r in records:
+            if type(r) is tuple and len(r) == 2:
+                send(topic, vser(r[1]), kser(r[0]), t)
+            else:
+                send(topic, vser(r), None, t)
+
+    def _produce_exchange(self, topic: str, side: int, records: list, t: int) -> None:
+        place = self._partitioners[topic]
+        encode = exchange.encode
+        for r in records:
+            self._send(topic, encode(t, side, r), None, t, place(r))
+
+    def _send(self, topic: str, value: Any, key: Any, t: int, partition: int = -1) -> None:
+        producer = self.producer
+        while True:
+            try:
+                producer.produce(topic, value, key, partition, timestamp=t)  # type: ignore[union-attr]
+                return
+            except BufferError:
+                producer.poll(0.05)  # type: ignore[union-attr]
+
+    def _on_send_error(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.send_errors.append(f"{msg.topic()}: {err.str()}")
+
+    def _flush(self) -> None:
+        """Wait until every produced record is acknowledged (or has failed for good)."""
+        assert self.producer is not None
+        waited = 0.0
+        while (left := self.producer.flush(5.0)) > 0:
+            waited += 5.0
+            log.warning("waiting for Kafka to acknowledge %d outputs (%.0fs so far)", left, waited)
+        if self.send_errors:
+            errors, self.send_errors = self.send_errors, []
+            raise SendFailedError(
+                f"{len(errors)} output(s) could not be written, first: {errors[0]}; "
+                "offsets of their batches are not committed"
+            )
+
+    def _commit(self) -> None:
+        assert self.consumer is not None
+        offsets = [
+            TopicPartition(topic, p, offset)
+            for stage in self.stages
+            for (topic, p), offset in stage.open.commit_offsets().items()
+            if (topic, p) in stage.assigned
+        ]
+        if not offsets:
+            return
+        began = time.monotonic()
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.observer.metrics.committed(time.monotonic() - began)
+        except KafkaException as e:
+            err = e.args[0]
+            if err.code() not in RETRIABLE_COMMIT:
+                raise
+            log.warning("commit skipped during a rebalance (%s); the next one catches up", err)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.observer.stop()
+        if self.producer is not None:
+            self.producer.flush(30)
+        if self.consumer is not None:
+            self.consumer.close()  # leaves the group: its partitions move at once
+            self.consumer = None
+        log.info("worker for %s stopped after %d batches", self.app.app_id, self.batches_done)

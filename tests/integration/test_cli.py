@@ -1,0 +1,152 @@
+"""The `kstream` command as a user runs it: errors, describe, demo, SIGTERM, metrics."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from kstream.testing import free_port, produce
+from tests.integration.workers import APPS, FAST, wait_for
+
+KSTREAM = [sys.executable, "-m", "kstream"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    import os
+
+    return subprocess.run(
+        [*KSTREAM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_missing_source_topic_is_one_line_and_exit_2(bootstrap):
+    env = {"KS_TEST_INPUT": "no-such-topic", "KS_TEST_OUTPUT": "no-such-output"}
+    r = run("worker", str(APPS / "wordcount.py"), "--brokers", bootstrap, *FAST, env=env)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("kstream: error:")]
+    assert len(lines) == 1 and "'no-such-topic' does not exist" in lines[0], r.stderr
+
+
+def test_unreachable_broker_is_one_line_and_exit_2():
+    env = {"KS_TEST_INPUT": "a", "KS_TEST_OUTPUT": "b"}
+    port = free_port()  # nothing listens there
+    r = run("worker", str(APPS / "wordcount.py"), "--brokers", f"127.0.0.1:{port}", env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("kstream: error: cannot reach Kafka")
+
+
+def test_bad_setting_and_bad_app_path_exit_2(tmp_path):
+    app = tmp_path / "bad_serde.py"
+    app.write_text('import kstream\napp = kstream.App("x")\napp.stream("t", value_serde="yaml")\n')
+    r = run("describe", str(app))
+    assert r.returncode == 2 and "value_serde='yaml' is not a known serde" in r.stderr
+    r = run("describe", str(tmp_path / "missing.py"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = run(
+        "worker",
+        str(APPS / "wordcount.py"),
+        "-X",
+        "novalue",
+        env={"KS_TEST_INPUT": "a", "KS_TEST_OUTPUT": "b"},
+    )
+    assert r.returncode == 2 and "-X 'novalue': expected key=value" in r.stderr
+
+
+def test_describe_lists_stages_and_internal_topics():
+    env = {"KS_TEST_INPUT": "lines", "KS_TEST_OUTPUT": "counts"}
+    r = run("describe", str(APPS / "wordcount.py"), "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    topology = json.loads(r.stdout)
+    assert [s["reads"] for s in topology["stages"]] == [
+        ["lines"],
+        ["it-wordcount-reduce_by_key-4-repartition"],
+    ]
+    assert topology["internal_topics"] == ["it-wordcount-reduce_by_key-4-repartition"]
+    assert topology["stages"][1]["writes"] == ["counts"]
+
+
+def test_demo_prints_batches_and_exits_0():
+    r = run("demo", "--duration", "6", "--rate", "50", timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("Time: ") >= 3, r.stdout
+    assert "demo done" in r.stdout
+    # word counts such as ('the', 12) appear under the batch headers
+    assert any(line.startswith("('") and line.endswith(")") for line in r.stdout.splitlines())
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_0(bootstrap, topics, app_id, tmp_path):
+    source, output = topics("lines", 2), topics("counts", 1)
+    now = int(time.time() * 1000)
+    produce(bootstrap, source, [(None, b"a b a", now - 5000), (None, b"b", now - 3000)])
+    port = free_port()
+    env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output}
+    log = tmp_path / "w.log"
+    cmd = [
+        *KSTREAM,
+        "worker",
+        str(APPS / "wordcount.py"),
+        "--app-id",
+        app_id,
+        "--brokers",
+        bootstrap,
+        "--metrics-port",
+        str(port),
+        *FAST,
+    ]
+    import os
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+
+    def metric(name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") or line.startswith(name + " ")
+        )
+
+    last_batch = (now - 3000) // 1000 + 1  # seconds
+
+    def processed_all() -> bool:
+        try:  # the watermark is reported after the commit of the batches it closed
+            return metric("kstream_watermark_seconds") >= last_batch
+        except OSError:
+            return False
+
+    wait_for(processed_all, 30, "the worker to process and commit both batches")
+    assert metric("kstream_records_consumed_total") == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, log.read_text()
+    text = log.read_text()
+    assert "SIGTERM: finishing the current batch" in text and "stopped after" in text
+
+    # a new worker of the same group finds everything committed: it reads nothing again
+    with open(tmp_path / "w2.log", "wb") as out:
+        second = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+
+    def assigned() -> bool:
+        try:
+            return metric("kstream_rebalances_total") >= 1 and metric("kstream_ready") == 1
+        except OSError:
+            return False
+
+    wait_for(assigned, 30, "the second worker to join")
+    time.sleep(3)
+    consumed_again = metric("kstream_records_consumed_total")
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(30) == 0
+    assert consumed_again == 0
