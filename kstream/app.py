@@ -104,7 +104,10 @@ class App:
     def run_batches(self, n: int) -> None:
         """Run n batches of the local sources on a virtual clock: no Kafka, no sleeping."""
         if self._local is None or self._local.nodes != self.ordered_nodes():
-            self._local = LocalRunner(self)
+            # a pipeline extended between calls gets a new runner on the same clock
+            runner = LocalRunner(self)
+            runner.virtual_batches = self._local.virtual_batches if self._local else 0
+            self._local = runner
         self._local.run_virtual(n)
 
     def run(self, timeout: float | None = None) -> None:

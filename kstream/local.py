@@ -28,9 +28,7 @@ class LocalRunner:
             )
         self.app = app
         self.nodes = app.ordered_nodes()
-        # A pipeline extended between run_batches calls gets a new runner: keep the clock.
-        previous = getattr(app, "_local", None)
-        self.virtual_batches = previous.virtual_batches if previous is not None else 0
+        self.virtual_batches = 0
 
     def run_batch(self, t: int) -> None:
         evaluate(self.nodes, t, {})

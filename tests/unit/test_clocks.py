@@ -1,0 +1,282 @@
+"""Batch alignment, watermarks and the closer (DESIGN §2). Times in milliseconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from kstream.clocks import Closer, MarkerClock, SourceClock, batch_of
+
+
+# -- batch_of -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("ts", "interval", "batch"),
+    [
+        (0, 1000, 1000),
+        (1, 1000, 1000),
+        (999, 1000, 1000),
+        (1000, 1000, 2000),  # T - I <= t < T: the end of an interval starts the next batch
+        (1999, 1000, 2000),
+        (12345, 1000, 13000),
+        (1500, 500, 2000),
+        (1499, 500, 1500),
+        (1_700_000_000_123, 250, 1_700_000_000_250),
+    ],
+)
+def test_batch_of(ts, interval, batch):
+    assert batch_of(ts, interval) == batch
+
+
+# -- Closer, every=True ---------------------------------------------------------------
+def test_nothing_closes_without_a_watermark():
+    c = Closer(1000, max_empty=60)
+    assert c.due(None, [1000, 2000], every=True) == []
+    assert c.due(None, [1000], every=False) == []
+    assert c.closed_through is None
+    assert not c.is_late(1000)
+
+
+def test_first_batches_start_at_the_first_pending_one():
+    c = Closer(1000, max_empty=60)
+    assert c.due(5000, [3000, 4000], every=True) == [3000, 4000, 5000]
+    assert c.closed_through == 5000
+
+
+def test_a_pending_batch_beyond_the_watermark_waits():
+    c = Closer(1000, max_empty=60)
+    assert c.due(2500, [3000], every=True) == []
+    assert c.due(2999, [3000], every=True) == []
+    assert c.due(3000, [3000], every=True) == [3000]
+    assert c.due(5000, [], every=True) == [4000, 5000]
+
+
+def test_without_data_the_first_batch_is_the_watermarks():
+    c = Closer(1000, max_empty=60)
+    assert c.due(2500, [], every=True) == [2000]
+    assert c.due(2999, [], every=True) == []
+    assert c.due(4000, [], every=True) == [3000, 4000]
+
+
+def test_every_interval_closes_empty_batches_between_data():
+    c = Closer(1000, max_empty=60)
+    assert c.due(5500, [1000, 3000], every=True) == [1000, 2000, 3000, 4000, 5000]
+
+
+def test_an_unaligned_watermark_closes_through_the_batch_below_it():
+    c = Closer(500, max_empty=60)
+    assert c.due(1700, [500], every=True) == [500, 1000, 1500]
+    assert c.due(1999, [], every=True) == []
+    assert c.due(2000, [], every=True) == [2000]
+
+
+def test_a_live_stream_emits_every_interval_empty_or_not():
+    c = Closer(1000, max_empty=2)
+    assert c.due(1000, [1000], every=True) == [1000]
+    for t in range(2000, 10001, 1000):  # one interval per call: never an "idle gap"
+        assert c.due(t, [], every=True) == [t]
+    assert c.skipped_empty == 0
+
+
+def test_an_idle_gap_longer_than_max_empty_is_compressed():
+    c = Closer(1000, max_empty=2)
+    # 1000 has data; 2000..9000 are empty; 10000 has data.
+    assert c.due(10500, [1000, 10000], every=True) == [1000, 2000, 3000, 10000]
+    assert c.skipped_empty == 6  # 4000..9000
+    assert c.closed_through == 10000
+
+
+def test_an_idle_gap_at_the_end_jumps_to_the_newest_due_batch():
+    c = Closer(1000, max_empty=3)
+    assert c.due(10000, [1000], every=True) == [1000, 2000, 3000, 4000, 10000]
+    assert c.skipped_empty == 5  # 5000..9000
+    assert c.due(11000, [], every=True) == [11000]
+
+
+def test_a_gap_of_exactly_max_empty_is_not_compressed():
+    c = Closer(1000, max_empty=2)
+    assert c.due(4000, [1000, 4000], every=True) == [1000, 2000, 3000, 4000]
+    assert c.skipped_empty == 0
+
+
+def test_two_idle_gaps_in_one_backlog():
+    c = Closer(1000, max_empty=1)
+    got = c.due(20000, [1000, 5000, 6000, 20000], every=True)
+    assert got == [1000, 2000, 5000, 6000, 7000, 20000]
+    assert c.skipped_empty == 2 + 12  # 3000..4000 and 8000..19000
+
+
+# -- Closer, every=False --------------------------------------------------------------
+def test_only_pending_batches_close_when_not_every():
+    c = Closer(1000, max_empty=60)
+    assert c.due(6000, [2000, 5000, 9000], every=False) == [2000, 5000]
+    assert c.closed_through == 5000
+    assert c.due(8999, [9000], every=False) == []
+    assert c.due(9000, [5000, 9000], every=False) == [9000]
+    assert c.due(12000, [], every=False) == []
+    assert c.closed_through == 9000
+
+
+def test_is_late():
+    c = Closer(1000, max_empty=60)
+    c.due(3000, [1000], every=True)
+    assert c.is_late(1000)
+    assert c.is_late(3000)
+    assert not c.is_late(4000)
+
+
+# -- SourceClock ----------------------------------------------------------------------
+P0, P1, P2 = ("in", 0), ("in", 1), ("in", 2)
+
+
+def test_source_clock_without_partitions_has_no_watermark():
+    clock = SourceClock(500)
+    assert clock.watermark(10_000) is None
+
+
+def test_source_clock_waits_for_every_partition():
+    clock = SourceClock(500)
+    clock.assign([P0, P1])
+    assert clock.watermark(10_000) is None
+    clock.saw(P0, 5000)
+    assert clock.watermark(10_000) is None  # P1 has neither data nor end of partition
+    clock.saw(P1, 3000)
+    assert clock.watermark(10_000) == 2500  # min(5000, 3000) - 500
+
+
+def test_source_clock_min_over_partitions_that_are_behind():
+    clock = SourceClock(500)
+    clock.assign([P0, P1, P2])
+    clock.saw(P0, 5000)
+    clock.saw(P1, 3000)
+    clock.saw(P2, 8000)
+    assert clock.watermark(0) == 2500
+    clock.reached_end(P1)
+    assert clock.watermark(0) == 4500  # P1 is caught up: min over P0 and P2
+    clock.reached_end(P0)
+    assert clock.watermark(0) == 7500
+
+
+def test_a_caught_up_partition_without_data_does_not_hold_the_watermark():
+    clock = SourceClock(0)
+    clock.assign([P0, P1])
+    clock.reached_end(P1)
+    assert clock.watermark(10_000) is None  # P0 not fetched yet
+    clock.saw(P0, 2000)
+    assert clock.watermark(10_000) == 2000
+
+
+def test_source_clock_uses_the_wall_clock_once_all_caught_up():
+    clock = SourceClock(500)
+    clock.assign([P0, P1])
+    clock.saw(P0, 5000)
+    clock.saw(P1, 3000)
+    clock.reached_end(P0)
+    clock.reached_end(P1)
+    assert clock.watermark(100_000) == 99_500
+    assert clock.watermark(100_700) == 100_200
+    # a wall clock behind the newest timestamp does not move the watermark back
+    assert clock.watermark(1000) == 4500
+
+
+def test_source_clock_all_caught_up_without_any_data():
+    clock = SourceClock(250)
+    clock.assign([P0])
+    clock.reached_end(P0)
+    assert clock.watermark(42_000) == 41_750
+
+
+def test_new_data_puts_a_partition_behind_again():
+    clock = SourceClock(500)
+    clock.assign([P0, P1])
+    clock.saw(P0, 5000)
+    clock.saw(P1, 3000)
+    clock.reached_end(P0)
+    clock.reached_end(P1)
+    clock.saw(P1, 6000)
+    assert clock.watermark(100_000) == 5500  # P1 behind: its newest rules, not the wall
+
+
+def test_source_clock_keeps_the_newest_timestamp():
+    clock = SourceClock(0)
+    clock.assign([P0])
+    clock.saw(P0, 5000)
+    clock.saw(P0, 4000)  # an out-of-order record
+    assert clock.watermark(0) == 5000
+
+
+def test_source_clock_revoke_and_unknown_partitions():
+    clock = SourceClock(0)
+    clock.assign([P0, P1])
+    clock.saw(P0, 9000)
+    clock.saw(P1, 1000)
+    assert clock.watermark(0) == 1000
+    clock.revoke([P1])
+    assert clock.watermark(0) == 9000
+    clock.reached_end(P2)  # not assigned: ignored
+    assert clock.watermark(0) == 9000
+    clock.revoke([P0])
+    assert clock.watermark(0) is None
+
+
+# -- MarkerClock ----------------------------------------------------------------------
+R0, R1 = ("rep", 0), ("rep", 1)
+
+
+def test_marker_clock_needs_every_upstream_task():
+    clock = MarkerClock({"rep": 2})
+    assert clock.watermark() is None
+    clock.assign([R0, R1])
+    assert clock.watermark() is None
+    clock.marker(R0, 1000, [0])
+    assert clock.partition_watermark(R0) is None  # task 1 has not passed 1000 yet
+    clock.marker(R0, 1000, [1])
+    assert clock.partition_watermark(R0) == 1000
+    assert clock.watermark() is None  # R1 has no markers
+    clock.marker(R1, 2000, [0, 1])
+    assert clock.partition_watermark(R1) == 2000
+    assert clock.watermark() == 1000  # min over partitions
+
+
+def test_marker_clock_min_over_tasks_and_partitions():
+    clock = MarkerClock({"rep": 2})
+    clock.assign([R0, R1])
+    clock.marker(R0, 1000, [0, 1])
+    clock.marker(R1, 2000, [0, 1])
+    clock.marker(R0, 3000, [0])
+    assert clock.partition_watermark(R0) == 1000  # task 1 is still at 1000
+    clock.marker(R0, 3000, [1])
+    assert clock.partition_watermark(R0) == 3000
+    assert clock.watermark() == 2000
+    clock.marker(R0, 2000, [0])  # an older marker does not move it back
+    assert clock.partition_watermark(R0) == 3000
+
+
+def test_marker_clock_per_topic_task_counts():
+    clock = MarkerClock({"a": 1, "b": 3})
+    clock.assign([("a", 0), ("b", 0)])
+    clock.marker(("a", 0), 4000, ["t0"])
+    clock.marker(("b", 0), 4000, ["t0", "t1"])
+    assert clock.watermark() is None
+    clock.marker(("b", 0), 5000, ["t2"])
+    assert clock.partition_watermark(("b", 0)) == 4000
+    assert clock.watermark() == 4000
+
+
+def test_marker_clock_ignores_unassigned_partitions_and_forgets_revoked_ones():
+    clock = MarkerClock({"rep": 1})
+    clock.assign([R0, R1])
+    clock.marker(R0, 5000, [0])
+    clock.marker(("rep", 7), 1000, [0])  # not ours
+    assert clock.watermark() is None
+    clock.revoke([R1])
+    assert clock.watermark() == 5000
+    assert clock.pending([]) == [5000]
+
+
+def test_marker_clock_pending_batches():
+    clock = MarkerClock({"rep": 1})
+    clock.assign([R0])
+    clock.marker(R0, 1000, [0])
+    clock.marker(R0, 3000, [0])
+    assert clock.pending([2000, 3000, 5000]) == [1000, 2000, 3000, 5000]
+    clock.forget_through(2000)
+    assert clock.pending([]) == [3000]

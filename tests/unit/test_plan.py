@@ -1,0 +1,200 @@
+"""compile_plan: stages split at shuffles, and the repartition topics between them."""
+
+from __future__ import annotations
+
+import operator
+import re
+
+import pytest
+
+import kstream
+from kstream.errors import ConfigError
+from kstream.plan import compile_plan
+
+
+def kinds(stage):
+    return [n.op.kind for n in stage.nodes]
+
+
+def node_of_kind(plan, kind):
+    (node,) = [n for s in plan.stages for n in s.nodes if n.op.kind == kind]
+    return node
+
+
+def test_word_count_has_two_stages_and_one_repartition_topic():
+    app = kstream.App("wc", batch_interval=1.0)
+    counts = (
+        app.stream("lines").flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    )
+    counts.to("word-counts")
+    plan = compile_plan(app)
+
+    assert len(plan.stages) == 2
+    assert len(plan.exchanges) == 1
+    (x,) = plan.exchanges
+    reduce_node = node_of_kind(plan, "reduce_by_key")
+    assert re.fullmatch(r"wc-reduce_by_key-\d+-repartition", x.topic)
+    assert x.topic == f"wc-reduce_by_key-{reduce_node.id}-repartition"
+    assert x.writer_stage == 0
+    assert len(x.sides) == 1
+
+    first, second = plan.stages
+    assert kinds(first) == ["source", "flat_map", "map", "shuffle"]
+    assert kinds(second) == ["reduce_by_key", "to"]
+    assert first.input_topics() == ["lines"]
+    assert second.input_topics() == [x.topic]
+    assert first.writes == [x]
+    assert second.reads == [x]
+    assert [n.op.topic for n in second.sinks] == ["word-counts"]
+    assert plan.source_topics() == ["lines"]
+    assert plan.output_topics() == ["word-counts"]
+
+
+def test_describe_of_a_word_count():
+    app = kstream.App("wc", batch_interval=1.0)
+    app.stream("lines").flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add).to(
+        "word-counts"
+    )
+    d = app.describe()
+    (topic,) = d["internal_topics"]
+    assert d["app_id"] == "wc"
+    assert d["source_topics"] == ["lines"]
+    assert d["output_topics"] == ["word-counts"]
+    assert [s["reads"] for s in d["stages"]] == [["lines"], [topic]]
+    assert [s["writes"] for s in d["stages"]] == [[topic], ["word-counts"]]
+    assert d["stages"][0]["operators"] == ["source(lines)", "flat_map", "map"]
+    assert d["stages"][1]["operators"] == ["reduce_by_key", "to(word-counts)"]
+
+
+def test_a_keyed_source_needs_no_shuffle():
+    app = kstream.App("k", batch_interval=1.0)
+    app.stream("t", keyed=True).reduce_by_key(operator.add).to("out")
+    plan = compile_plan(app)
+    assert len(plan.stages) == 1
+    assert plan.exchanges == []
+    assert kinds(plan.stages[0]) == ["source", "reduce_by_key", "to"]
+
+
+def test_key_preserving_operators_keep_a_keyed_source_partitioned():
+    app = kstream.App("k", batch_interval=1.0)
+    s = app.stream("t", keyed=True).filter(lambda kv: kv[1]).map_values(len)
+    s.flat_map_values(range).group_by_key().pprint()
+    plan = compile_plan(app)
+    assert len(plan.stages) == 1
+    assert plan.exchanges == []
+
+
+def test_a_key_changing_map_needs_a_shuffle():
+    app = kstream.App("k", batch_interval=1.0)
+    app.stream("t", keyed=True).map(lambda kv: (kv[1], kv[0])).reduce_by_key(operator.add).pprint()
+    plan = compile_plan(app)
+    assert len(plan.stages) == 2
+    assert len(plan.exchanges) == 1
+
+
+def test_aggregating_twice_by_the_same_key_shuffles_once():
+    app = kstream.App("a", batch_interval=1.0)
+    counts = app.stream("t").map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    counts.reduce_by_key(max).group_by_key().pprint()
+    plan = compile_plan(app)
+    assert len(plan.stages) == 2
+    assert len(plan.exchanges) == 1
+
+
+def test_re_keying_an_aggregate_adds_a_third_stage():
+    app = kstream.App("a", batch_interval=1.0)
+    per_word = app.stream("t").map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    per_letter = per_word.map(lambda kv: (kv[0][0], kv[1])).reduce_by_key(operator.add)
+    per_letter.to("letters")
+    plan = compile_plan(app)
+    assert len(plan.stages) == 3
+    assert [x.writer_stage for x in plan.exchanges] == [0, 1]
+    assert len({x.topic for x in plan.exchanges}) == 2
+    for x in plan.exchanges:
+        assert re.fullmatch(r"a-reduce_by_key-\d+-repartition", x.topic)
+    assert plan.stages[1].reads == [plan.exchanges[0]]
+    assert plan.stages[1].writes == [plan.exchanges[1]]
+    assert plan.stages[2].reads == [plan.exchanges[1]]
+
+
+def test_a_join_has_one_topic_with_two_sides():
+    app = kstream.App("j", batch_interval=1.0)
+    left = app.stream("orders", keyed=True)
+    right = app.stream("users", keyed=True)
+    left.join(right).to("enriched")
+    plan = compile_plan(app)
+
+    assert len(plan.stages) == 2
+    (x,) = plan.exchanges
+    join = node_of_kind(plan, "join")
+    assert x.topic == f"j-join-{join.id}-repartition"
+    assert len(x.sides) == 2
+    assert sorted(n.op.side for n in x.sides) == [0, 1]
+    assert {n.op.target for n in x.sides} == {f"join-{join.id}"}
+    first, second = plan.stages
+    assert sorted(first.input_topics()) == ["orders", "users"]
+    assert len(first.sources) == 2
+    assert kinds(second) == ["join", "to"]
+    assert second.reads == [x]
+    assert first.writes == [x]
+
+
+@pytest.mark.parametrize(
+    ("method", "kind"),
+    [
+        ("left_outer_join", "left_outer_join"),
+        ("right_outer_join", "right_outer_join"),
+        ("full_outer_join", "full_outer_join"),
+        ("cogroup", "cogroup"),
+    ],
+)
+def test_other_joins_name_their_topic_by_kind(method, kind):
+    app = kstream.App("j", batch_interval=1.0)
+    a = app.stream("a", keyed=True)
+    b = app.stream("b", keyed=True)
+    getattr(a, method)(b).pprint()
+    (x,) = compile_plan(app).exchanges
+    assert re.fullmatch(rf"j-{kind}-\d+-repartition", x.topic)
+    assert len(x.sides) == 2
+
+
+@pytest.mark.parametrize(
+    ("build", "kind", "partitions"),
+    [
+        (lambda s: s.count(), "count", 1),
+        (lambda s: s.reduce(operator.add), "reduce", 1),
+        (lambda s: s.repartition(6), "repartition", 6),
+        (lambda s: s.count_by_value(), "count_by_value", None),
+        (lambda s: s.map(lambda x: (x, 1)).group_by_key(num_partitions=4), "group_by_key", 4),
+    ],
+)
+def test_whole_batch_operators_shuffle(build, kind, partitions):
+    app = kstream.App("w", batch_interval=1.0)
+    build(app.stream("t")).pprint()
+    plan = compile_plan(app)
+    (x,) = plan.exchanges
+    assert re.fullmatch(rf"w-{kind}-\d+-repartition", x.topic)
+    assert x.shuffle.partitions == partitions
+    assert len(plan.stages) == 2
+
+
+def test_count_by_value_on_a_keyed_stream_still_shuffles():
+    # It counts whole records, not keys: a keyed source is not partitioned by record.
+    app = kstream.App("w", batch_interval=1.0)
+    app.stream("t", keyed=True).count_by_value().pprint()
+    assert len(compile_plan(app).exchanges) == 1
+
+
+def test_an_app_without_operators_has_an_empty_plan():
+    plan = compile_plan(kstream.App("empty"))
+    assert plan.stages == []
+    assert plan.exchanges == []
+    assert plan.source_topics() == []
+
+
+def test_a_union_across_a_shuffle_is_a_config_error():
+    app = kstream.App("u", batch_interval=1.0)
+    raw = app.stream("t").map(lambda w: (w, 1))
+    raw.reduce_by_key(operator.add).union(raw).pprint()
+    with pytest.raises(ConfigError, match="union"):
+        compile_plan(app)
