@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kstream.clocks import TP
@@ -14,14 +14,14 @@ class OpenBatches:
         self.first: dict[TP, dict[int, int]] = {}  # partition -> batch -> its first offset
         self.position: dict[TP, int] = {}  # next offset to read, per partition
 
-    def bucket(self, t: int, tp: TP, offset: int) -> list[Any]:
-        """The list that collects partition tp's records of batch t."""
+    def bucket(self, t: int, tp: TP, offset: int, make: Callable[[], Any] = list) -> Any:
+        """The container (from `make`) that collects partition tp's records of batch t."""
         batch = self.records.get(t)
         if batch is None:
             batch = self.records[t] = {}
         records = batch.get(tp)
         if records is None:
-            records = batch[tp] = []
+            records = batch[tp] = make()
             self.first.setdefault(tp, {}).setdefault(t, offset)
         return records
 

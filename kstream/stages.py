@@ -13,7 +13,10 @@ the stage's regular batches; so a batch's result does not depend on who owned wh
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections import defaultdict
+from itertools import groupby, islice
+from operator import itemgetter, le
 from typing import Any
 
 from confluent_kafka import Message
@@ -31,6 +34,10 @@ log = logging.getLogger(__name__)
 
 _value = Message.value
 _key = Message.key
+_offset = Message.offset
+_partition = Message.partition
+_timestamp = Message.timestamp
+_second = itemgetter(1)
 NEVER = 2**62  # the watermark of a partition that has been read to its end
 
 Run = tuple[int, tuple[TP, ...]]  # a batch time and the partitions whose records it takes
@@ -66,14 +73,14 @@ class StageRuntime:
             self.closed.pop(tp, None)
         self.open.drop(tps)
 
-    def _placed(self, tp: TP, t: int) -> int | None:
-        """The batch a record of batch t goes to: its own, the oldest open one, or none."""
+    def _placed(self, tp: TP, t: int, n: int = 1) -> int | None:
+        """The batch n records of batch t go to: their own, the oldest open one, or none."""
         done = self.closed.get(tp)
         if done is None or t > done:
             return t
-        self.late += 1
+        self.late += n
         if self.settings.late == "drop":
-            self.dropped += 1
+            self.dropped += n
             return None
         return max(done, self.closer.closed_through or done) + self.interval
 
@@ -129,6 +136,7 @@ class SourceStage(StageRuntime):
             vdec = deserializer(op.value_serde, "value_serde")
             for topic in op.topics:
                 self.readers[topic].append((node, kdec, vdec))
+        self.keyed = {t for t, readers in self.readers.items() if any(r[1] for r in readers)}
 
     def assign(self, tps):
         super().assign(tps)
@@ -152,68 +160,100 @@ class SourceStage(StageRuntime):
         return self.clock.watermark(now_ms)
 
     def ingest(self, topic: str, msgs: list[Message], now_ms: int) -> None:
+        """File records under their batch, a partition's run at a time.
+
+        The hot path: C-level passes over a run (timestamps, min/max); a run within one
+        batch (the usual case) is filed whole, a time-ordered one is split by bisection,
+        and only a run out of time order is walked record by record.
+        """
         interval = self.interval
-        run_key = None
-        run: list[Message] = []
-        newest = self.clock.newest
-        caught_up = self.clock.caught_up
-        position = self.open.position
-        closed = self.closed
-        for m in msgs:
-            tp = (topic, m.partition())
-            ts = m.timestamp()[1] if self.event_time else now_ms
-            if ts < 0:
-                ts = now_ms
-            t = ts - ts % interval + interval
-            done = closed.get(tp)
-            if done is not None and t <= done:
-                placed = self._placed(tp, t)
-                if placed is None:
-                    position[tp] = m.offset() + 1
-                    continue
-                t = placed
-            if (t, tp) != run_key:
-                run_key = (t, tp)
-                run = self.open.bucket(t, tp, m.offset())
-            run.append(m)
-            if ts > newest.get(tp, -1):
-                newest[tp] = ts
-            caught_up[tp] = False
-            position[tp] = m.offset() + 1
+        for p, group in groupby(msgs, _partition):
+            records = list(group)
+            tp = (topic, p)
+            if not self.event_time:
+                self._file_run(tp, now_ms - now_ms % interval + interval, records, now_ms)
+                continue
+            stamps = list(map(_second, map(_timestamp, records)))
+            lo, hi = min(stamps), max(stamps)
+            if lo < 0:  # records without a timestamp take their arrival time
+                stamps = [ts if ts >= 0 else now_ms for ts in stamps]
+                lo, hi = min(stamps), max(stamps)
+            first, last = lo - lo % interval + interval, hi - hi % interval + interval
+            if first == last:
+                self._file_run(tp, first, records, hi)
+            elif all(map(le, stamps, islice(stamps, 1, None))):
+                start = 0
+                for t in range(first, last + interval, interval):
+                    end = bisect_left(stamps, t, start)
+                    if end > start:
+                        self._file_run(tp, t, records[start:end], stamps[end - 1])
+                    start = end
+            else:
+                for ts, m in zip(stamps, records, strict=True):
+                    self._file_run(tp, ts - ts % interval + interval, [m], ts)
+
+    def _file_run(self, tp: TP, t: int, records: list[Message], newest: int) -> None:
+        self.open.position[tp] = records[-1].offset() + 1
+        self.clock.saw(tp, newest)
+        done = self.closed.get(tp)
+        if done is not None and t <= done:
+            placed = self._placed(tp, t, len(records))
+            if placed is None:
+                return
+            t = placed
+        self.open.bucket(t, tp, records[0].offset(), Columns).add(records, tp[0] in self.keyed)
 
     def take(self, t: int, tps: tuple[TP, ...]) -> dict[Node, Batch | None]:
         """Batch t's records of partitions tps, deserialized, as the source nodes' values."""
         by_tp = self.open.take(t, tps)
         values: dict[Node, Batch | None] = {n: [] for n in self.stage.sources}
-        for (topic, p), msgs in sorted(by_tp.items()):
+        for (topic, p), cols in sorted(by_tp.items()):
             for node, kdec, vdec in self.readers.get(topic, ()):
-                values[node].extend(self._decode(topic, p, msgs, kdec, vdec))  # type: ignore[union-attr]
+                values[node].extend(self._decode(topic, p, cols, kdec, vdec))  # type: ignore[union-attr]
         return values
 
-    def _decode(self, topic: str, p: int, msgs: list[Message], kdec, vdec) -> Batch:
+    def _decode(self, topic: str, p: int, cols: Columns, kdec, vdec) -> Batch:
         try:
-            values = list(map(vdec, map(_value, msgs)))
+            values = list(map(vdec, cols.values))
             if kdec is None:
                 return values
-            return list(zip(map(kdec, map(_key, msgs)), values, strict=True))
+            return list(zip(map(kdec, cols.keys), values, strict=True))
         except Exception:
-            return self._decode_each(topic, p, msgs, kdec, vdec)
+            return self._decode_each(topic, p, cols, kdec, vdec)
 
-    def _decode_each(self, topic: str, p: int, msgs: list[Message], kdec, vdec) -> Batch:
+    def _decode_each(self, topic: str, p: int, cols: Columns, kdec, vdec) -> Batch:
         """The slow path after a failure: find the culprits, keep the rest."""
         out: Batch = []
-        for m in msgs:
+        keys = cols.keys or [None] * len(cols.values)
+        for raw_v, raw_k, offset in zip(cols.values, keys, cols.offsets, strict=True):
             try:
-                raw_v, raw_k = m.value(), m.key()
                 v = None if raw_v is None else vdec(raw_v)
                 out.append(v if kdec is None else (None if raw_k is None else kdec(raw_k), v))
             except Exception as e:
-                where = f"{topic}[{p}]@{m.offset()}"
+                where = f"{topic}[{p}]@{offset}"
                 if self.settings.on_error == "fail":
                     raise PoisonRecordError(f"cannot deserialize {where}: {e!r}") from e
                 self.dropped += 1
                 log.warning("skipping record %s: cannot deserialize: %r", where, e)
         return out
+
+
+class Columns:
+    """A run of source records as plain columns. Holding bytes and ints rather than
+    Message objects keeps buffered backlogs out of the garbage collector's way."""
+
+    __slots__ = ("keys", "offsets", "values")
+
+    def __init__(self) -> None:
+        self.values: list[bytes | None] = []
+        self.keys: list[bytes | None] = []  # only for keyed sources
+        self.offsets: list[int] = []
+
+    def add(self, records: list[Message], keyed: bool) -> None:
+        self.values.extend(map(_value, records))
+        self.offsets.extend(map(_offset, records))
+        if keyed:
+            self.keys.extend(map(_key, records))
 
 
 class ExchangeStage(StageRuntime):

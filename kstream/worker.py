@@ -10,13 +10,22 @@ One iteration, top to bottom (DESIGN §5, at-least-once):
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import defaultdict
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from kstream.clocks import TP
 from kstream.errors import ConfigError
@@ -33,6 +42,8 @@ if TYPE_CHECKING:
     from kstream.app import App
 
 log = logging.getLogger(__name__)
+_error = Message.error
+_topic = Message.topic
 
 RETRIABLE_COMMIT = {
     KafkaError.ILLEGAL_GENERATION,
@@ -123,6 +134,9 @@ class Worker:
         }
 
     def start(self) -> None:
+        # Everything built so far lives as long as the worker: keep it out of every
+        # garbage collection, which otherwise rescans it while batches are buffered.
+        gc.freeze()
         self.observer.start()
         self.observer.ready(False, "joining the consumer group")
         self.started_at = time.time()
@@ -244,24 +258,16 @@ class Worker:
             self.observer.metrics.set_watermark(source.closer.closed_through / 1000)
 
     def _ingest(self, msgs: list[Any], now_ms: int) -> None:
-        by_topic: dict[str, list[Any]] = defaultdict(list)
         ends = []
-        for m in msgs:
-            err = m.error()
-            if err is None:
-                by_topic[m.topic()].append(m)
-            elif err.code() == KafkaError._PARTITION_EOF:
-                ends.append(m)
-            elif err.fatal():
-                raise KafkaException(err)
-            else:
-                self.observer.metrics.error("consumer")
-                if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-                    self.observer.ready(False, f"broker unreachable: {err.str()}")
-                log.warning("consumer: %s", err.str())
+        if any(map(_error, msgs)):  # end-of-partition events (usually) or errors: rare
+            ends = [m for m in msgs if m.error() is not None]
+            msgs = [m for m in msgs if m.error() is None]
+            for m in ends:
+                self._consumer_error(m.error())
+        runs = [(topic, list(group)) for topic, group in groupby(msgs, _topic)]
         if msgs and not self.observer.health.ready() and self.stages[0].assigned:
             self.observer.ready(True, "assigned and reading")
-        for topic, topic_msgs in by_topic.items():
+        for topic, topic_msgs in runs:
             stage = self.topic_stage[topic]
             late = stage.late
             stage.ingest(topic, topic_msgs, now_ms)
@@ -277,8 +283,18 @@ class Worker:
                 )
         for m in ends:  # after the records that came before them
             stage = self.topic_stage.get(m.topic())
-            if stage is not None:
+            if stage is not None and m.error().code() == KafkaError._PARTITION_EOF:
                 stage.reached_end((m.topic(), m.partition()), m.offset())
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        if err.fatal():
+            raise KafkaException(err)
+        self.observer.metrics.error("consumer")
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.observer.ready(False, f"broker unreachable: {err.str()}")
+        log.warning("consumer: %s", err.str())
 
     def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
         began = time.time()

@@ -8,8 +8,10 @@ the same code path with one process as with many.
 from __future__ import annotations
 
 import functools
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from kstream.graph import Batch, Operator
@@ -33,7 +35,16 @@ class Aggregation(Operator):
         return self.merge(x if self.pre_combined else self.partial(x))
 
 
+_first, _second = itemgetter(0), itemgetter(1)
+
+
 def reduce_pairs(fn: Callable[[Any, Any], Any], pairs: Batch) -> Batch:
+    if fn is operator.add and pairs:
+        values = list(map(_second, pairs))
+        # (key, 1) pairs summed are a count, which Counter does in C (ints only: 1.0 and
+        # True would come out with another type)
+        if values.count(1) == len(values) and set(map(type, values)) == {int}:
+            return list(Counter(map(_first, pairs)).items())
     acc: dict[Any, Any] = {}
     for k, v in pairs:
         if k in acc:

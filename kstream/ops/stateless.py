@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any
 
 from kstream.graph import Batch, Operator
@@ -43,8 +44,7 @@ class FlatMap(Operator):
         (x,) = inputs
         if x is None:
             return None
-        fn = self.fn
-        return [y for v in x for y in fn(v)]
+        return list(chain.from_iterable(map(self.fn, x)))
 
 
 class Filter(Operator):

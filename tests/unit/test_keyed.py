@@ -231,3 +231,13 @@ def test_keyed_results_continue_across_run_batches_calls():
     app.run_batches(3)
     assert as_dicts(out) == [(1.0, {"a": 3}), (2.0, {"a": 5}), (3.0, {"b": 2}), (4.0, {})]
     assert counts.batches == [(1.0, [2]), (2.0, [1]), (3.0, [2]), (4.0, [0])]
+
+
+def test_reduce_by_key_add_keeps_the_type_of_unit_values():
+    app = kstream.App("t", batch_interval=1.0)
+    s = app.queue_stream([[("a", 1.0), ("a", 1.0), ("b", 1.0)], [("a", True), ("a", True)]])
+    out = s.reduce_by_key(operator.add).collect()
+    app.run_batches(2)
+    first, second = (dict(records) for _, records in out.batches)
+    assert first == {"a": 2.0, "b": 1.0} and type(first["a"]) is float
+    assert second == {"a": 2} and type(second["a"]) is int
