@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from kstream.errors import ConfigError
 from kstream.graph import evaluate
 from kstream.ops.sources import SocketSource
+from kstream.ops.stateful import Stateful
+from kstream.state.store import MemoryStore
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -29,6 +31,9 @@ class LocalRunner:
         self.app = app
         self.nodes = app.ordered_nodes()
         self.virtual_batches = 0
+        for node in self.nodes:
+            if isinstance(node.op, Stateful):
+                node.op.bind(MemoryStore())
 
     def run_batch(self, t: int) -> None:
         evaluate(self.nodes, t, {})

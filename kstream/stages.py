@@ -57,6 +57,8 @@ class StageRuntime:
         self.open = OpenBatches()
         self.closer = Closer(interval_ms, settings.max_empty_batches)
         self.closed: dict[TP, int | None] = {}  # per partition: last batch processed here
+        # per partition: (batch, input position) through which restored state holds it all
+        self.skip_through: dict[TP, tuple[int, int]] = {}
         self.late = 0
         self.dropped = 0
 
@@ -71,6 +73,7 @@ class StageRuntime:
     def revoke(self, tps: list[TP]) -> None:
         for tp in tps:
             self.closed.pop(tp, None)
+            self.skip_through.pop(tp, None)
         self.open.drop(tps)
 
     def _placed(self, tp: TP, t: int, n: int = 1) -> int | None:
@@ -298,6 +301,9 @@ class ExchangeStage(StageRuntime):
                 self.clock.marker(tp, t, tasks)
                 self.emitted[t].update((topic, s) for s in sides)
                 continue
+            held = self.skip_through.get(tp)
+            if held is not None and t <= held[0] and m.offset() < held[1]:
+                continue  # it ran before a restart: the restored state holds it
             done = closed.get(tp)
             if done is not None and t <= done:
                 placed = self._placed(tp, t)

@@ -29,14 +29,18 @@ from confluent_kafka import (
 
 from kstream.clocks import TP
 from kstream.errors import ConfigError
-from kstream.graph import evaluate
+from kstream.graph import Batch, Node, evaluate
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config, producer_config
 from kstream.observe.observer import Observer
+from kstream.ops.stateful import Stateful
 from kstream.plan import Plan, compile_plan
 from kstream.serde import serializer
 from kstream.stages import ExchangeStage, SourceStage, StageRuntime, upstream_tasks
+from kstream.state.changelog import changelog_topic
+from kstream.state.rocks import RocksStore
+from kstream.state.tasks import TaskStores, store_shape
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -90,6 +94,9 @@ class Worker:
         )
         self.started_at = time.time()
         self._lag_checked = 0.0
+        self.stores: TaskStores | None = None
+        self._dirty: set[RocksStore] = set()
+        self._changelog_next: dict[tuple[str, int], int] = {}
 
     # -- start -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -106,6 +113,7 @@ class Worker:
         wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
         admin.ensure(wanted, known, self.app.settings.replication_factor, {})
         self.exchange_partitions = wanted
+        self._prepare_state(admin, known, wanted)
         partitions = {**known, **wanted}
         settings, interval = self.app.settings, self.app.interval_ms
         for stage in self.plan.stages:
@@ -133,6 +141,42 @@ class Worker:
             for x in self.plan.exchanges
         }
 
+    def _prepare_state(self, admin: Admin, known: dict[str, int], wanted: dict[str, int]) -> None:
+        """Stores for the stateful operators: changelog topics, and a refusal to run over
+        state that a different pipeline left behind."""
+        by_topic: dict[str, list] = defaultdict(list)
+        for x in self.plan.exchanges:
+            target = x.sides[0].children[0]
+            if isinstance(target.op, Stateful):
+                by_topic[x.topic].append(target)
+        self.stores = TaskStores(
+            self.app.app_id,
+            self.app.settings.state_dir,
+            dict(by_topic),
+            {n: store_shape(n) for ns in by_topic.values() for n in ns},
+            self.brokers,
+            self.kafka,
+            self.observer.metrics.restored,
+        )
+        changelogs = {
+            t: wanted[x]
+            for x, ns in by_topic.items()
+            for t in (changelog_topic(self.app.app_id, n.name) for n in ns)
+        }
+        prefix, suffix = f"{self.app.app_id}-", "-changelog"
+        orphans = [
+            t for t in known if t.startswith(prefix) and t.endswith(suffix) and t not in changelogs
+        ]
+        if orphans:
+            raise ConfigError(
+                f"this app has state the pipeline no longer uses ({', '.join(sorted(orphans))})"
+                ": the pipeline changed; run `kstream reset` to start its state over"
+            )
+        admin.ensure(
+            changelogs, known, self.app.settings.replication_factor, {"cleanup.policy": "compact"}
+        )
+        self.changelog_of = {n: t for t, n in self.stores.changelogs().items()}
+
     def start(self) -> None:
         # Everything built so far lives as long as the worker: keep it out of every
         # garbage collection, which otherwise rescans it while batches are buffered.
@@ -141,6 +185,13 @@ class Worker:
         self.observer.ready(False, "joining the consumer group")
         self.started_at = time.time()
         self.producer = Producer(producer_config(self.brokers, self._on_send_error, self.kafka))
+        # Changelog records need their offsets (stored with the state): full delivery reports
+        self.changelog_producer = Producer(
+            {
+                **producer_config(self.brokers, self._on_changelog_sent, self.kafka),
+                "delivery.report.only.error": False,
+            }
+        )
         config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
         self.consumer = Consumer(config)
         self.consumer.subscribe(
@@ -166,6 +217,7 @@ class Worker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for stage, tps in self._group(partitions).items():
             stage.assign(tps)
+            self.stores.assign(tps)
         self.observer.metrics.rebalance("assign")
         self.observer.ready(True, "assigned")
         if partitions:
@@ -174,6 +226,7 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for stage, tps in self._group(partitions).items():
             stage.revoke(tps)
+            self.stores.revoke(tps)
         self.observer.metrics.rebalance("revoke")
         for tp in partitions:
             self.observer.forget(tp.topic, tp.partition)
@@ -212,6 +265,11 @@ class Worker:
         assert self.consumer is not None
         msgs = self.consumer.consume(self.max_poll_records, poll_timeout)
         self.observer.beat()
+        if self.stores.to_restore:
+            self.observer.ready(False, "restoring state")
+            for (topic, p), through in self.stores.restore_assigned().items():
+                self.topic_stage[topic].skip_through[(topic, p)] = through
+            self.observer.ready(True, "state restored")
         now_ms = int(time.time() * 1000)
         self._ingest(msgs, now_ms)
         done = 0
@@ -230,7 +288,11 @@ class Worker:
                     stage.open.times()[:3],
                 )
         if done:
+            self._write_changelogs()
             self._flush()
+            for store in self._dirty:  # acknowledged: now the local stores may follow
+                store.commit(self._changelog_next.pop(store.changelog_key, None))
+            self._dirty.clear()
             self._commit()
             self.batches_done += done
         self._report_progress()
@@ -296,10 +358,36 @@ class Worker:
             self.observer.ready(False, f"broker unreachable: {err.str()}")
         log.warning("consumer: %s", err.str())
 
+    def _evaluate(
+        self, stage: StageRuntime, t: int, tps: tuple[TP, ...]
+    ) -> tuple[dict[Node, Batch | None], int]:
+        """Run batch t over partitions tps: in one go, or task by task where operators
+        keep state (each task has its own stores). Returns the values and input count."""
+        nodes = stage.stage.nodes
+        stateful = [n for n in nodes if isinstance(n.op, Stateful)]
+        if not stateful:
+            inputs = stage.take(t, tps)
+            return evaluate(nodes, t, inputs), sum(len(v) for v in inputs.values() if v)
+        body = [n for n in nodes if not n.op.is_sink]
+        merged: dict[Node, Batch | None] = {}
+        count = 0
+        for topic, p in tps:
+            inputs = stage.take(t, ((topic, p),))
+            count += sum(len(v) for v in inputs.values() if v)
+            position = stage.open.position.get((topic, p), 0)
+            self._dirty.update(self.stores.bind(topic, p, t, position))
+            fed_elsewhere = {n: None for n in stateful if n not in self.stores.nodes.get(topic, ())}
+            for node, value in evaluate(body, t, {**inputs, **fed_elsewhere}).items():
+                if value is not None:
+                    merged[node] = [*(merged.get(node) or []), *value]
+                else:
+                    merged.setdefault(node, None)
+        sinks = [n for n in nodes if n.op.is_sink]
+        return {**merged, **evaluate(sinks, t, merged)}, count
+
     def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
         began = time.time()
-        inputs = stage.take(t, tps)
-        values = evaluate(stage.stage.nodes, t, inputs)
+        values, count = self._evaluate(stage, t, tps)
         for node in stage.stage.sinks:
             records = values.get(node)
             if records:
@@ -320,8 +408,7 @@ class Worker:
             # the batch could have run once its interval (plus lateness) was over, or, for
             # a backlog, once this worker started; delay is how long it waited beyond that
             could_run = max(t / 1000 + self.app.settings.allowed_lateness, self.started_at)
-            records = sum(len(v) for v in inputs.values() if v)
-            self.observer.batch(t, records, time.time() - began, max(0.0, began - could_run))
+            self.observer.batch(t, count, time.time() - began, max(0.0, began - could_run))
 
     def _produce_outputs(self, topic: str, records: list, t: int, kser, vser) -> None:
         send = self._send
@@ -346,6 +433,24 @@ class Worker:
             except BufferError:
                 producer.poll(0.05)  # type: ignore[union-attr]
 
+    def _write_changelogs(self) -> None:
+        for store in self._dirty:
+            topic, p = store.changelog_key
+            for key, value in store.changes():
+                while True:
+                    try:
+                        self.changelog_producer.produce(topic, value, key, p)
+                        break
+                    except BufferError:
+                        self.changelog_producer.poll(0.05)
+
+    def _on_changelog_sent(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.send_errors.append(f"{msg.topic()}: {err.str()}")
+            return
+        key = (msg.topic(), msg.partition())
+        self._changelog_next[key] = max(self._changelog_next.get(key, 0), msg.offset() + 1)
+
     def _on_send_error(self, err: Any, msg: Any) -> None:
         if err is not None:
             self.send_errors.append(f"{msg.topic()}: {err.str()}")
@@ -354,7 +459,7 @@ class Worker:
         """Wait until every produced record is acknowledged (or has failed for good)."""
         assert self.producer is not None
         waited = 0.0
-        while (left := self.producer.flush(5.0)) > 0:
+        while (left := self.producer.flush(5.0) + self.changelog_producer.flush(5.0)) > 0:
             waited += 5.0
             log.warning("waiting for Kafka to acknowledge %d outputs (%.0fs so far)", left, waited)
         if self.send_errors:
@@ -389,6 +494,9 @@ class Worker:
         self.observer.stop()
         if self.producer is not None:
             self.producer.flush(30)
+            self.changelog_producer.flush(30)
+        if self.stores is not None:
+            self.stores.close()
         if self.consumer is not None:
             self.consumer.close()  # leaves the group: its partitions move at once
             self.consumer = None

@@ -1,0 +1,158 @@
+"""A RocksDB store (rocksdict) whose batch of changes is made durable in two steps:
+the changelog records are produced with the batch's outputs, and once Kafka has
+acknowledged them the changes and the next changelog offset go into RocksDB in one
+WriteBatch. So the local store is never ahead of the changelog."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Hashable, Iterable, Iterator
+from typing import Any
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from kstream.state.store import Store
+
+META = b"\x00kstream:"  # metadata keys; user keys are pickles, which never start with 0
+CHANGELOG_NEXT = META + b"changelog-next"
+SHAPE = META + b"shape"
+# The newest batch whose changes the store holds, and how far its input had been read then
+BATCH_THROUGH = META + b"batch-through"
+_DELETED = object()
+
+
+def dumps(obj: Any) -> bytes:
+    return pickle.dumps(obj, 5)
+
+
+class RocksStore(Store):
+    def __init__(self, path: str, changelog_key: tuple[str, int]):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        self.changelog_key = changelog_key  # (changelog topic, partition)
+        self.db = Rdict(path, Options(raw_mode=True))
+        self.pending: dict[bytes, Any] = {}  # this batch's changes, by encoded key
+        self.pending_batch: bytes | None = None
+
+    # -- the Store interface ---------------------------------------------------------
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        k = dumps(key)
+        if k in self.pending:
+            value = self.pending[k]
+            return default if value is _DELETED else value
+        raw = self.db.get(k)
+        return default if raw is None else pickle.loads(raw)
+
+    def get_many(self, keys: Iterable[Hashable]) -> list[Any]:
+        encoded = [dumps(k) for k in keys]
+        stored = self.db[[k for k in encoded if k not in self.pending]] if encoded else []
+        it = iter(stored)
+        out = []
+        for k in encoded:
+            if k in self.pending:
+                value = self.pending[k]
+                out.append(None if value is _DELETED else value)
+            else:
+                raw = next(it)
+                out.append(None if raw is None else pickle.loads(raw))
+        return out
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self.pending[dumps(key)] = value
+
+    def delete(self, key: Hashable) -> None:
+        self.pending[dumps(key)] = _DELETED
+
+    def items(self) -> Iterator[tuple[Hashable, Any]]:
+        seen = set()
+        out = []
+        for k, raw in self.db.items():
+            if k.startswith(META):
+                continue
+            seen.add(k)
+            value = self.pending.get(k, raw)
+            if value is _DELETED:
+                continue
+            out.append((pickle.loads(k), pickle.loads(raw) if value is raw else value))
+        out.extend(
+            (pickle.loads(k), v)
+            for k, v in self.pending.items()
+            if k not in seen and v is not _DELETED
+        )
+        return iter(out)
+
+    def __len__(self) -> int:
+        """RocksDB's estimate of the committed keys (for metrics, not for logic)."""
+        estimate = self.db.property_int_value("rocksdb.estimate-num-keys") or 0
+        return max(0, estimate - 2)  # less the metadata keys
+
+    # -- durability ------------------------------------------------------------------
+    def processed(self, t: int, input_position: int) -> None:
+        """Batch t ran on this store, its input read up to input_position: a replay of
+        those records after a crash is skipped, since the state already holds them."""
+        self.pending_batch = f"{t}:{input_position}".encode()
+
+    def changes(self) -> list[tuple[bytes, bytes | None]]:
+        """This batch's changes as changelog records (None value = deleted), ending with
+        the batch marker, so a store rebuilt from the changelog knows it too."""
+        out = [(k, None if v is _DELETED else dumps(v)) for k, v in self.pending.items()]
+        if self.pending_batch is not None:
+            out.append((BATCH_THROUGH, self.pending_batch))
+        return out
+
+    def commit(self, changelog_next: int | None) -> None:
+        """Write the batch's changes and the changelog position in one WriteBatch."""
+        if not self.pending and changelog_next is None and self.pending_batch is None:
+            return
+        wb = WriteBatch(raw_mode=True)
+        for k, v in self.pending.items():
+            if v is _DELETED:
+                wb.delete(k)
+            else:
+                wb.put(k, dumps(v))
+        if changelog_next is not None:
+            wb.put(CHANGELOG_NEXT, str(changelog_next).encode())
+        if self.pending_batch is not None:
+            wb.put(BATCH_THROUGH, self.pending_batch)
+        self.db.write(wb)
+        self.pending.clear()
+        self.pending_batch = None
+
+    def batch_through(self) -> tuple[int, int] | None:
+        """(newest batch held, input position then), or None for a new store."""
+        raw = self.db.get(BATCH_THROUGH)
+        if raw is None:
+            return None
+        t, position = raw.decode().split(":")
+        return int(t), int(position)
+
+    def apply_changelog(
+        self, records: Iterable[tuple[bytes, bytes | None]], next_offset: int
+    ) -> int:
+        """Restore: apply changelog records as they are, then remember where they ended."""
+        wb = WriteBatch(raw_mode=True)
+        n = 0
+        for k, v in records:
+            if v is None:
+                wb.delete(k)
+            else:
+                wb.put(k, v)
+            n += 1
+        wb.put(CHANGELOG_NEXT, str(next_offset).encode())
+        self.db.write(wb)
+        return n
+
+    def changelog_next(self) -> int:
+        raw = self.db.get(CHANGELOG_NEXT)
+        return int(raw) if raw is not None else 0
+
+    def shape(self) -> str | None:
+        raw = self.db.get(SHAPE)
+        return None if raw is None else raw.decode()
+
+    def set_shape(self, shape: str) -> None:
+        self.db[SHAPE] = shape.encode()
+
+    def close(self) -> None:
+        self.db.close()
