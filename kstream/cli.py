@@ -203,15 +203,16 @@ def describe(app_spec: str, as_json: bool) -> None:
 @main.command()
 @click.argument("app_spec", metavar="APP")
 @common_options
+@click.option("--app-id", envvar="KSTREAM_APP_ID", help="Override the app id (= consumer group).")
 @click.option("--state-dir", envvar="KSTREAM_STATE_DIR", help="Local state directory.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def reset(app_spec: str, brokers, kafka_settings, log_level, state_dir, yes: bool) -> None:
+def reset(app_spec: str, brokers, kafka_settings, log_level, app_id, state_dir, yes: bool) -> None:
     """Forget APP's progress: group offsets, internal topics and local state."""
     setup_logging(log_level)
     from kstream.reset import reset_app
 
     try:
-        app = load(app_spec, {"state_dir": state_dir})
+        app = load(app_spec, {"state_dir": state_dir, "app_id": app_id})
         if not yes:
             click.confirm(
                 f"reset {app.app_id}: delete its offsets, internal topics and local state?",

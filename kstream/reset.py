@@ -25,7 +25,11 @@ def reset_app(app: App, brokers: str | None, kafka: dict[str, Any]) -> Iterator[
         yield f"deleted the offsets of consumer group {app.app_id}"
     except KafkaException as e:
         yield f"consumer group {app.app_id}: {e.args[0].str() if e.args else e}"
-    internal = [x.topic for x in compile_plan(app).exchanges if x.topic in known]
+    prefix = f"{app.app_id}-"
+    plan_topics = {x.topic for x in compile_plan(app).exchanges}
+    internal = sorted(  # this pipeline's topics, and changelogs of any earlier version
+        t for t in known if t in plan_topics or (t.startswith(prefix) and t.endswith("-changelog"))
+    )
     for topic in admin.delete(internal):
         yield f"deleted internal topic {topic}"
     local = os.path.join(app.settings.state_dir, app.app_id)
