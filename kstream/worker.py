@@ -92,7 +92,7 @@ class Worker:
         self.observer = Observer(
             app.app_id, app.batch_interval, metrics_host, metrics_port, self.plan.describe
         )
-        self.started_at = time.time()
+        self.started_at = self._due_checked = self._due_since = time.time()
         self._lag_checked = 0.0
         self.stores: TaskStores | None = None
         self._dirty: set[RocksStore] = set()
@@ -183,7 +183,7 @@ class Worker:
         gc.freeze()
         self.observer.start()
         self.observer.ready(False, "joining the consumer group")
-        self.started_at = time.time()
+        self.started_at = self._due_checked = self._due_since = time.time()
         self.producer = Producer(producer_config(self.brokers, self._on_send_error, self.kafka))
         # Changelog records need their offsets (stored with the state): full delivery reports
         self.changelog_producer = Producer(
@@ -223,22 +223,24 @@ class Worker:
         if partitions:
             log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(
+        self, consumer: Consumer, partitions: list[TopicPartition], kind: str = "revoke"
+    ) -> None:
         for stage, tps in self._group(partitions).items():
             stage.revoke(tps)
             self.stores.revoke(tps)
-        self.observer.metrics.rebalance("revoke")
+        self.observer.metrics.rebalance(kind)
         for tp in partitions:
             self.observer.forget(tp.topic, tp.partition)
         if partitions and not self.stopping.is_set():
             log.warning(
-                "revoked %s (their open batches go to the next owner)",
+                "%s %s (their open batches go to the next owner)",
+                "revoked" if kind == "revoke" else "lost",
                 ", ".join(f"{p.topic}[{p.partition}]" for p in partitions),
             )
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.observer.metrics.rebalance("lost")
-        self._on_revoke(consumer, partitions)
+        self._on_revoke(consumer, partitions, "lost")
 
     # -- the loop --------------------------------------------------------------------
     def run(self, duration: float | None = None) -> None:
@@ -272,6 +274,8 @@ class Worker:
             self.observer.ready(True, "state restored")
         now_ms = int(time.time() * 1000)
         self._ingest(msgs, now_ms)
+        # a batch found due now became due after the previous look (see _process)
+        self._due_since, self._due_checked = self._due_checked, now_ms / 1000
         done = 0
         for stage in self.stages:
             for t, tps in stage.due(now_ms):
@@ -288,12 +292,14 @@ class Worker:
                     stage.open.times()[:3],
                 )
         if done:
+            flushing = time.monotonic()
             self._write_changelogs()
             self._flush()
+            self.observer.acknowledged()
             for store in self._dirty:  # acknowledged: now the local stores may follow
                 store.commit(self._changelog_next.pop(store.changelog_key, None))
             self._dirty.clear()
-            self._commit()
+            self._commit(flushing)
             self.batches_done += done
         self._report_progress()
         return done
@@ -315,9 +321,7 @@ class Worker:
                     continue
                 if high >= 0:
                     self.observer.lag(topic, p, max(0, high - position))
-        source = self.stages[0]
-        if source.closer.closed_through is not None:
-            self.observer.metrics.set_watermark(source.closer.closed_through / 1000)
+        self.observer.watermark(self.stages[0].watermark(int(time.time() * 1000)))
 
     def _ingest(self, msgs: list[Any], now_ms: int) -> None:
         ends = []
@@ -336,13 +340,7 @@ class Worker:
             if stage.stage.index == 0:
                 self.observer.metrics.records_consumed(topic, len(topic_msgs))
             if stage.late > late:
-                self.observer.metrics.late_records(topic, stage.late - late)
-                log.warning(
-                    "%d late record(s) on %s (policy: %s)",
-                    stage.late - late,
-                    topic,
-                    self.app.settings.late,
-                )
+                self.observer.late(topic, stage.late - late, self.app.settings.late)
         for m in ends:  # after the records that came before them
             stage = self.topic_stage.get(m.topic())
             if stage is not None and m.error().code() == KafkaError._PARTITION_EOF:
@@ -387,12 +385,15 @@ class Worker:
 
     def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
         began = time.time()
+        dropped = stage.dropped
         values, count = self._evaluate(stage, t, tps)
+        if stage.dropped > dropped:  # records that could not be deserialized
+            self.observer.metrics.error("deserialize", stage.dropped - dropped)
         for node in stage.stage.sinks:
             records = values.get(node)
             if records:
                 self._produce_outputs(node.op.topic, records, t, *self._serializers[node])
-                self.observer.metrics.records_produced(node.op.topic, len(records))
+                self.observer.produced(node.op.topic, len(records))
         for x in stage.stage.writes:
             sides = []
             for side, node in enumerate(x.sides):
@@ -405,9 +406,10 @@ class Worker:
             for p in range(self.exchange_partitions[x.topic]):
                 self._send(x.topic, marker, None, t, p)
         if stage.stage.index == 0:
-            # the batch could have run once its interval (plus lateness) was over, or, for
-            # a backlog, once this worker started; delay is how long it waited beyond that
-            could_run = max(t / 1000 + self.app.settings.allowed_lateness, self.started_at)
+            # Scheduling delay: from when the batch could first have run to the start of
+            # its job. That is the end of its interval plus the lateness, or, if later, the
+            # previous look at due batches (it was not due then: its records had not come).
+            could_run = max(t / 1000 + self.app.settings.allowed_lateness, self._due_since)
             self.observer.batch(t, count, time.time() - began, max(0.0, began - could_run))
 
     def _produce_outputs(self, topic: str, records: list, t: int, kser, vser) -> None:
@@ -464,12 +466,14 @@ class Worker:
             log.warning("waiting for Kafka to acknowledge %d outputs (%.0fs so far)", left, waited)
         if self.send_errors:
             errors, self.send_errors = self.send_errors, []
+            self.observer.metrics.error("produce", len(errors))
             raise SendFailedError(
                 f"{len(errors)} output(s) could not be written, first: {errors[0]}; "
                 "offsets of their batches are not committed"
             )
 
-    def _commit(self) -> None:
+    def _commit(self, flushing: float) -> None:
+        """Commit the input offsets; `flushing` is when the flush before it began."""
         assert self.consumer is not None
         offsets = [
             TopicPartition(topic, p, offset)
@@ -479,10 +483,9 @@ class Worker:
         ]
         if not offsets:
             return
-        began = time.monotonic()
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
-            self.observer.metrics.committed(time.monotonic() - began)
+            self.observer.metrics.committed(time.monotonic() - flushing)
         except KafkaException as e:
             err = e.args[0]
             if err.code() not in RETRIABLE_COMMIT:

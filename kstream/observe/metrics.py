@@ -49,26 +49,26 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "kstream_records_consumed_total",
         "counter",
         ("topic",),
-        "Records read from each input topic and put into a batch.",
+        "Records read from each source topic and filed under a batch (late ones included).",
     ),
     MetricSpec(
         "kstream_records_produced_total",
         "counter",
         ("topic",),
-        "Records written to each output topic (acknowledged by the broker).",
+        "Records written to each output topic, counted once acknowledged by the broker.",
     ),
     MetricSpec(
         "kstream_batch_processing_seconds",
         "histogram",
         (),
-        "Wall-clock seconds each batch's job took, from its start to its completion.",
+        "Seconds each batch's job took in the source stage, until its outputs are produced.",
         SECONDS_BUCKETS,
     ),
     MetricSpec(
         "kstream_batch_scheduling_delay_seconds",
         "histogram",
         (),
-        "Seconds a batch waited after its time closed before its job started.",
+        "Seconds from when a batch could first have run to the start of its job.",
         SECONDS_BUCKETS,
     ),
     MetricSpec(
@@ -82,25 +82,25 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "kstream_last_batch_time_seconds",
         "gauge",
         (),
-        "Batch time (Unix seconds, end of the interval) of the last completed batch.",
+        "Batch time (Unix seconds, end of the interval) of the source stage's last batch.",
     ),
     MetricSpec(
         "kstream_watermark_seconds",
         "gauge",
         (),
-        "Current event-time watermark (Unix seconds).",
+        "The source stage's watermark (Unix seconds): batches up to it are closed.",
     ),
     MetricSpec(
         "kstream_consumer_lag",
         "gauge",
         ("topic", "partition"),
-        "Records between the committed position and the end of each assigned partition.",
+        "Records between the read position and the end of each assigned partition.",
     ),
     MetricSpec(
         "kstream_late_records_total",
         "counter",
         ("topic",),
-        "Records that arrived after the watermark had passed their batch and were dropped.",
+        "Records that arrived for a batch already closed (joined to a later one or dropped).",
     ),
     MetricSpec(
         "kstream_state_keys",
@@ -124,13 +124,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "kstream_commits_total",
         "counter",
         (),
-        "Completed commits of input offsets (one per committed batch).",
+        "Completed commits of input offsets (one per loop iteration that completed batches).",
     ),
     MetricSpec(
         "kstream_commit_seconds",
         "histogram",
         (),
-        "Seconds each commit took (flush of outputs and changelogs through offset commit).",
+        "Seconds from the flush of outputs and changelogs through the offset commit.",
         COMMIT_BUCKETS,
     ),
     MetricSpec(
@@ -143,7 +143,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "kstream_errors_total",
         "counter",
         ("kind",),
-        "Errors seen by the worker, by kind (a small fixed set named by the worker).",
+        "Errors seen by the worker, by kind: consumer, deserialize or produce.",
     ),
     MetricSpec(
         "kstream_dlq_records_total",
@@ -267,8 +267,8 @@ class Metrics:
         self._child("kstream_commits_total").inc()
         self._child("kstream_commit_seconds").observe(seconds)
 
-    def error(self, kind: str) -> None:
-        self._child("kstream_errors_total", kind).inc()
+    def error(self, kind: str, n: int = 1) -> None:
+        self._child("kstream_errors_total", kind).inc(n)
 
     def set_ready(self, ready: bool) -> None:
         self._child("kstream_ready").set(1 if ready else 0)

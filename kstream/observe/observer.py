@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
+from collections import Counter
 from collections.abc import Callable
 
+from kstream.errors import ConfigError
 from kstream.observe.health import Health
 from kstream.observe.metrics import Metrics
 from kstream.observe.server import ObservabilityServer
 from kstream.observe.summary import SummaryLogger
 from kstream.observe.timeline import Timeline
 
-log = logging.getLogger("kstream.summary")
+log = logging.getLogger("kstream.observe")
+summary_log = logging.getLogger("kstream.summary")
+
+SUMMARY_ENV = "KSTREAM_SUMMARY_SECONDS"
+LATE_WARN_EVERY = 10.0  # seconds between two warnings about late records
+
+
+def summary_seconds() -> float:
+    """The summary line's period: KSTREAM_SUMMARY_SECONDS, default 30."""
+    raw = os.environ.get(SUMMARY_ENV, "30")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{SUMMARY_ENV}={raw!r}: expected a positive number of seconds")
+    return seconds
 
 
 class Observer:
@@ -23,20 +43,24 @@ class Observer:
         host: str = "0.0.0.0",
         port: int | None = None,
         topology: Callable[[], dict] | None = None,
-        summary_every: float = 30.0,
+        summary_every: float | None = None,
     ):
         self.metrics = Metrics(app_id)
         self.metrics.set_batch_interval(interval_seconds)
         self.timeline = Timeline()
         # The loop beats every poll (0.1 s) unless a batch runs: allow long batches.
         self.health = Health(stall_after=max(60.0, 10 * interval_seconds))
-        self.summary = SummaryLogger(log, every_seconds=summary_every)
+        self.summary = SummaryLogger(summary_log, every_seconds=summary_every or summary_seconds())
         self.interval = interval_seconds
         self.server = (
             ObservabilityServer(host, port, self.metrics, self.timeline, self.health, topology)
             if port
             else None
         )
+        self._unacknowledged: Counter[str] = Counter()  # produced, not yet flushed
+        self._late: Counter[str] = Counter()  # late records not yet in a warning
+        self._late_policy = ""
+        self._late_warned = -math.inf
 
     def start(self) -> None:
         if self.server is not None:
@@ -44,22 +68,64 @@ class Observer:
             log.info("metrics, health and the batch page on %s", self.server.url)
 
     def stop(self) -> None:
-        self.ready(False, "stopping")
+        self._warn_late(math.inf)
+        self.health.set_ready(False, "stopping")
+        self.metrics.set_ready(False)
         if self.server is not None:
             self.server.stop()
 
     def beat(self) -> None:
+        """Once per loop iteration: liveness, the periodic summary, pending warnings."""
+        now = time.monotonic()
         self.health.beat()
-        self.summary.maybe_log(self.timeline, time.monotonic())
+        self.summary.maybe_log(self.timeline, now)
+        if self._late:
+            self._warn_late(now)
 
     def ready(self, ready: bool, reason: str = "") -> None:
-        if ready != self.health.ready():
-            self.health.set_ready(ready, reason)
-            self.metrics.set_ready(ready)
+        """Readiness for /readyz and kstream_ready; a change is logged."""
+        was = self.health.ready()
+        self.health.set_ready(ready, reason)
+        self.metrics.set_ready(ready)
+        if ready and not was:
+            log.info("ready: %s", reason or "ok")
+        elif was and not ready:
+            log.info("not ready: %s", reason or "unknown")
 
     def batch(self, t_ms: int, records: int, processing: float, delay: float) -> None:
         self.metrics.batch_completed(t_ms / 1000, records, processing, delay)
         self.timeline.add(t_ms / 1000, records, processing, delay, records / self.interval)
+
+    def produced(self, topic: str, n: int) -> None:
+        """Outputs handed to the producer; counted once `acknowledged()` says so."""
+        self._unacknowledged[topic] += n
+
+    def acknowledged(self) -> None:
+        """The producer was flushed without errors: every output so far is in Kafka."""
+        for topic, n in self._unacknowledged.items():
+            self.metrics.records_produced(topic, n)
+        self._unacknowledged.clear()
+
+    def late(self, topic: str, n: int, policy: str) -> None:
+        """Records for batches already closed. Counted at once; warned about at most
+        every LATE_WARN_EVERY seconds, summing what came in between."""
+        self.metrics.late_records(topic, n)
+        self._late[topic] += n
+        self._late_policy = policy
+        self._warn_late(time.monotonic())
+
+    def _warn_late(self, now: float) -> None:
+        if not self._late or now - self._late_warned < LATE_WARN_EVERY:
+            return
+        fate = "dropped" if self._late_policy == "drop" else "joined the oldest open batch"
+        for topic, n in sorted(self._late.items()):
+            log.warning("%d late record(s) on %s: %s (late=%s)", n, topic, fate, self._late_policy)
+        self._late.clear()
+        self._late_warned = now
+
+    def watermark(self, ms: int | None) -> None:
+        if ms is not None:
+            self.metrics.set_watermark(ms / 1000)
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self.metrics.set_lag(topic, partition, lag)
