@@ -92,7 +92,7 @@ def test_worker_runs_the_example_against_the_internal_listener(compose):
     assert env["KSTREAM_BROKERS"] == listeners(services["kafka"])["INTERNAL"]
     assert env["KSTREAM_STATE_DIR"] == STATE_DIR
     assert int(env["KSTREAM_METRICS_PORT"]) == METRICS_PORT
-    assert env["KSTREAM_GUARANTEE"] in {"at-least-once", "exactly-once"}
+    assert env["KSTREAM_GUARANTEE"] == "at-least-once"
     assert worker["command"] == ["worker", EXAMPLE_APP]
     assert worker["build"] == {"context": ".", "dockerfile": "Dockerfile"}
     assert (REPO / worker["build"]["dockerfile"]).is_file()
