@@ -12,14 +12,21 @@ from kstream.testing import EmbeddedBroker, create_topics
 
 
 @pytest.fixture(scope="session")
-def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    external = os.environ.get("KSTREAM_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker | None]:
+    """The embedded broker, or None when the tests run against KSTREAM_BOOTSTRAP_SERVERS."""
+    if os.environ.get("KSTREAM_BOOTSTRAP_SERVERS"):
+        yield None
         return
     log = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_path=str(log)) as broker:
-        yield broker.bootstrap
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def bootstrap(embedded_broker: EmbeddedBroker | None) -> str:
+    if embedded_broker is None:
+        return os.environ["KSTREAM_BOOTSTRAP_SERVERS"]
+    return embedded_broker.bootstrap
 
 
 @pytest.fixture
