@@ -228,7 +228,7 @@ class SourceStage(StageRuntime):
         """The slow path after a failure: find the culprits, keep the rest."""
         out: Batch = []
         keys = cols.keys or [None] * len(cols.values)
-        for raw_v, raw_k, offset in zip(cols.values, keys, cols.offsets, strict=True):
+        for raw_v, raw_k, offset in zip(cols.values, keys, cols.offsets(), strict=True):
             try:
                 v = None if raw_v is None else vdec(raw_v)
                 out.append(v if kdec is None else (None if raw_k is None else kdec(raw_k), v))
@@ -245,18 +245,30 @@ class Columns:
     """A run of source records as plain columns. Holding bytes and ints rather than
     Message objects keeps buffered backlogs out of the garbage collector's way."""
 
-    __slots__ = ("keys", "offsets", "values")
+    __slots__ = ("keys", "runs", "values")
 
     def __init__(self) -> None:
         self.values: list[bytes | None] = []
         self.keys: list[bytes | None] = []  # only for keyed sources
-        self.offsets: list[int] = []
+        # offsets, as (first, count) for a gapless run, or the run's list of offsets
+        self.runs: list[tuple[int, int] | list[int]] = []
 
     def add(self, records: list[Message], keyed: bool) -> None:
         self.values.extend(map(_value, records))
-        self.offsets.extend(map(_offset, records))
+        first, last = records[0].offset(), records[-1].offset()
+        if last - first + 1 == len(records):
+            self.runs.append((first, len(records)))
+        else:  # gaps (transaction markers, compaction): keep every offset
+            self.runs.append(list(map(_offset, records)))
         if keyed:
             self.keys.extend(map(_key, records))
+
+    def offsets(self) -> list[int]:
+        """Every record's offset (only needed to report a bad record)."""
+        out: list[int] = []
+        for run in self.runs:
+            out.extend(run if isinstance(run, list) else range(run[0], run[0] + run[1]))
+        return out
 
 
 class ExchangeStage(StageRuntime):

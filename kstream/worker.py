@@ -157,6 +157,7 @@ class Worker:
             self.brokers,
             self.kafka,
             self.observer.metrics.restored,
+            wanted,
         )
         changelogs = {
             t: wanted[x]

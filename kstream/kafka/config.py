@@ -25,6 +25,9 @@ def consumer_config(
         "session.timeout.ms": 10000,
         "heartbeat.interval.ms": 2000,
         "fetch.queue.backoff.ms": 10,
+        # An idle partition answers a fetch after this long: it bounds how late the
+        # end-of-partition event (and so the closing of the last batch) can come.
+        "fetch.wait.max.ms": 100,
         "logger": KAFKA_LOG,
     }
     if group_instance_id:

@@ -15,6 +15,7 @@ from typing import Any
 
 from kstream.errors import ConfigError
 from kstream.graph import Node
+from kstream.ops.stateful import owner
 from kstream.state.changelog import changelog_topic, read_changelogs
 from kstream.state.rocks import RocksStore
 
@@ -43,6 +44,7 @@ class TaskStores:
         brokers: str,
         kafka: dict[str, Any],
         on_restored: Callable[[str, float, int], None],
+        partitions: dict[str, int],
     ):
         self.app_id = app_id
         self.root = os.path.join(state_dir, app_id)
@@ -51,6 +53,7 @@ class TaskStores:
         self.brokers = brokers
         self.kafka = kafka
         self.on_restored = on_restored
+        self.partitions = partitions  # input topic -> its partition count
         self.open: dict[tuple[Node, int], RocksStore] = {}
         self.to_restore: list[tuple[str, int]] = []
 
@@ -121,7 +124,7 @@ class TaskStores:
         stores = []
         for node in self.nodes.get(topic, ()):
             store = self.open[(node, p)]
-            node.op.bind(store)  # type: ignore[attr-defined]
+            node.op.bind(store, owner(p, self.partitions[topic]))  # type: ignore[attr-defined]
             store.processed(t, position)
             stores.append(store)
         return stores
