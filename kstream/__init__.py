@@ -3,6 +3,7 @@
 from kstream.app import App
 from kstream.dstream import DStream
 from kstream.errors import ConfigError
+from kstream.ops.state_ops import State, StateSpec
 
-__all__ = ["App", "ConfigError", "DStream"]
+__all__ = ["App", "ConfigError", "DStream", "State", "StateSpec"]
 __version__ = "0.1.0"

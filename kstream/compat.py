@@ -2,7 +2,9 @@
 
     from kstream.compat import SparkContext, StreamingContext
 
-DStreams answer to their camelCase names too (flatMap, reduceByKey, foreachRDD, ...).
+DStreams answer to their camelCase names too (flatMap, reduceByKey, foreachRDD,
+updateStateByKey, reduceByKeyAndWindow, ...); `StateSpec` is Scala's mapWithState spec,
+builder included (`StateSpec.function(fn).timeout(10)`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 
 from kstream.app import App
 from kstream.dstream import DStream
+from kstream.ops.state_ops import State, StateSpec
+
+__all__ = ["SparkConf", "SparkContext", "State", "StateSpec", "StreamingContext"]
 
 
 class SparkConf:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
-from kstream.ops import joins, keyed, sinks, stateless
+from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
 from kstream.ops.shuffle import BY_KEY, BY_RECORD, GLOBAL, Shuffle
+from kstream.settings import interval_ms
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -100,8 +103,6 @@ class DStream:
 
     def repartition(self, num_partitions: int) -> DStream:
         if not isinstance(num_partitions, int) or num_partitions < 1:
-            from kstream.errors import ConfigError
-
             raise ConfigError(f"repartition: num_partitions must be >= 1, got {num_partitions!r}")
         op = keyed.Repartition(num_partitions)
         return self._through_shuffle(op, [self], num_partitions, by=BY_RECORD)
@@ -120,6 +121,187 @@ class DStream:
 
     def full_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
         return self._through_shuffle(joins.Join("full"), [self, other], num_partitions)
+
+    # -- state across batches ----------------------------------------------------------
+    def update_state_by_key(
+        self,
+        fn: Callable[[list[Any], Any], Any],
+        initial: Iterable[tuple[Any, Any]] | None = None,
+        num_partitions: int | None = None,
+    ) -> DStream:
+        """fn(new_values, state) -> new state, or None to delete the key; called for every
+        key with new values or a state; emits every key's (key, state) every batch.
+        `initial`: (key, state) pairs, the state before the first batch."""
+        _callable(fn, "update_state_by_key", "fn")
+        pairs = None if initial is None else list(initial)
+        op = state_ops.UpdateStateByKey(fn, pairs)
+        return self._through_shuffle(op, [self], num_partitions, force=True)
+
+    def map_with_state(self, spec: state_ops.StateSpec) -> MapWithStateDStream:
+        """Spark's mapWithState: the records spec.fn returns; `.state_snapshots()` gives
+        every (key, state) after each batch."""
+        if not isinstance(spec, state_ops.StateSpec):
+            raise ConfigError(f"map_with_state: spec={spec!r}: give a kstream.StateSpec")
+        _callable(spec.fn, "map_with_state", "StateSpec fn")
+        timeout = spec.timeout_seconds
+        timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
+        op = state_ops.MapWithState(spec, timeout_ms)
+        tagged = self._through_shuffle(op, [self], spec.partitions, force=True)
+        mapped = self.app._add_node(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
+        return MapWithStateDStream(self.app, mapped, tagged.node)
+
+    # -- windows ---------------------------------------------------------------------
+    def window(self, length: float, slide: float | None = None) -> DStream:
+        """The records of the batches in (T - length, T], at every batch T that is a
+        multiple of `slide` (None between slides)."""
+        length_ms, slide_ms = self._window("window", length, slide)
+        op = windows.Window(length_ms, slide_ms)
+        return self._through_shuffle(op, [self], by=BY_RECORD, force=True)
+
+    def count_by_window(self, length: float, slide: float | None = None) -> DStream:
+        length_ms, slide_ms = self._window("count_by_window", length, slide)
+        op = windows.CountByWindow(length_ms, slide_ms)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True)
+
+    def reduce_by_window(
+        self,
+        fn: Callable[[Any, Any], Any],
+        inv_fn: Callable[[Any, Any], Any] | None = None,
+        length: float | None = None,
+        slide: float | None = None,
+    ) -> DStream:
+        _callable(fn, "reduce_by_window", "fn")
+        _callable(inv_fn, "reduce_by_window", "inv_fn", optional=True)
+        length_ms, slide_ms = self._window("reduce_by_window", length, slide)
+        op = windows.ReduceByWindow(fn, inv_fn, length_ms, slide_ms)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True)
+
+    def reduce_by_key_and_window(
+        self,
+        fn: Callable[[Any, Any], Any],
+        inv_fn: Callable[[Any, Any], Any] | None = None,
+        length: float | None = None,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+        filter_fn: Callable[[tuple[Any, Any]], Any] | None = None,
+    ) -> DStream:
+        """Per key, fn over the window's values; with inv_fn the window is updated
+        incrementally (keys whose value returns to zero stay unless filter_fn drops
+        them, as in Spark); filter_fn((key, value)) keeps a key in the result."""
+        name = "reduce_by_key_and_window"
+        _callable(fn, name, "fn")
+        _callable(inv_fn, name, "inv_fn", optional=True)
+        _callable(filter_fn, name, "filter_fn", optional=True)
+        length_ms, slide_ms = self._window(name, length, slide)
+        op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms)
+        return self._through_shuffle(op, [self], num_partitions, force=True)
+
+    def count_by_value_and_window(
+        self, length: float, slide: float | None = None, num_partitions: int | None = None
+    ) -> DStream:
+        length_ms, slide_ms = self._window("count_by_value_and_window", length, slide)
+        op = windows.CountByValueAndWindow(length_ms, slide_ms)
+        return self._through_shuffle(op, [self], num_partitions, force=True)
+
+    def group_by_key_and_window(
+        self, length: float, slide: float | None = None, num_partitions: int | None = None
+    ) -> DStream:
+        length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
+        op = windows.GroupByKeyAndWindow(length_ms, slide_ms)
+        return self._through_shuffle(op, [self], num_partitions, force=True)
+
+    def reduce_by_key_and_session(
+        self,
+        fn: Callable[[Any, Any], Any],
+        gap: float,
+        late: str = "join",
+        num_partitions: int | None = None,
+    ) -> DStream:
+        """Per key, sessions of records at most `gap` seconds of batch time apart; each is
+        emitted as (key, (start, end, value)) in the batch where it closes: the first
+        batch `gap` after its last record with no record for the key. See
+        kstream.ops.windows.ReduceByKeyAndSession for what `late` means here."""
+        name = "reduce_by_key_and_session"
+        _callable(fn, name, "fn")
+        if late not in windows.LATE_POLICIES:
+            choices = ", ".join(windows.LATE_POLICIES)
+            raise ConfigError(f"{name}: late={late!r}: choose one of {choices}")
+        gap_ms = self._duration(name, "gap", gap, self._slide_ms())
+        op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
+        return self._through_shuffle(op, [self], num_partitions, force=True)
+
+    def checkpoint(self, interval: float | None = None) -> DStream:
+        """Spark's DStream.checkpoint: state here is always kept in its stores, so this
+        only returns the stream."""
+        return self
+
+    def _slide_ms(self) -> int:
+        """How often this stream has a result: the batch interval, or a window's slide
+        (Spark's slideDuration)."""
+        memo: dict[int, int] = {}
+
+        def slide(n: Node) -> int:
+            if n.id not in memo:
+                own = getattr(n.op, "slide_ms", None)
+                if own is not None:
+                    memo[n.id] = own
+                elif not n.parents:
+                    memo[n.id] = self.app.interval_ms
+                else:
+                    memo[n.id] = math.lcm(*(slide(p) for p in n.parents))
+            return memo[n.id]
+
+        return slide(self.node)
+
+    def _duration(self, name: str, arg: str, seconds: Any, base: int) -> int:
+        ms = interval_ms(seconds, f"{name}: {arg}")
+        if ms % base:
+            what = (
+                "the batch interval"
+                if base == self.app.interval_ms
+                else "the slide of the windowed stream it reads"
+            )
+            raise ConfigError(
+                f"{name}: {arg}={seconds!r}: must be a multiple of {what} ({base / 1000:g} s)"
+            )
+        return ms
+
+    def _window(self, name: str, length: Any, slide: Any) -> tuple[int, int]:
+        base = self._slide_ms()
+        if length is None:
+            raise ConfigError(f"{name}: length: give the window length in seconds")
+        length_ms = self._duration(name, "length", length, base)
+        slide_ms = base if slide is None else self._duration(name, "slide", slide, base)
+        return length_ms, slide_ms
+
+    # -- Spark's signatures where its parameter names or order differ from ours --------
+    def updateStateByKey(self, updateFunc, numPartitions=None, initialRDD=None):
+        return self.update_state_by_key(updateFunc, initialRDD, numPartitions)
+
+    def reduceByWindow(self, reduceFunc, invReduceFunc, windowDuration, slideDuration=None):
+        return self.reduce_by_window(reduceFunc, invReduceFunc, windowDuration, slideDuration)
+
+    def countByWindow(self, windowDuration, slideDuration=None):
+        return self.count_by_window(windowDuration, slideDuration)
+
+    def reduceByKeyAndWindow(
+        self,
+        func,
+        invFunc,
+        windowDuration,
+        slideDuration=None,
+        numPartitions=None,
+        filterFunc=None,
+    ):
+        return self.reduce_by_key_and_window(
+            func, invFunc, windowDuration, slideDuration, numPartitions, filterFunc
+        )
+
+    def countByValueAndWindow(self, windowDuration, slideDuration=None, numPartitions=None):
+        return self.count_by_value_and_window(windowDuration, slideDuration, numPartitions)
+
+    def groupByKeyAndWindow(self, windowDuration, slideDuration=None, numPartitions=None):
+        return self.group_by_key_and_window(windowDuration, slideDuration, numPartitions)
 
     # -- outputs ---------------------------------------------------------------------
     def pprint(self, num: int = 10) -> None:
@@ -143,6 +325,27 @@ class DStream:
         self._derive(sinks.To(topic, key_serde, value_serde))
 
 
+class MapWithStateDStream(DStream):
+    """The mapped records of map_with_state, and its state snapshots."""
+
+    def __init__(self, app: App, node: Node, state_node: Node):
+        super().__init__(app, node)
+        self._state_node = state_node
+
+    def state_snapshots(self) -> DStream:
+        """Every (key, state) after each batch (Spark's stateSnapshots)."""
+        self._state_node.op.snapshots = True  # type: ignore[attr-defined]
+        pick = state_ops.Pick(state_ops.SNAPSHOT)
+        return DStream(self.app, self.app._add_node(pick, (self._state_node,), True))
+
+    stateSnapshots = state_snapshots
+
+
+def _callable(fn: Any, name: str, arg: str, optional: bool = False) -> None:
+    if (fn is None and not optional) or (fn is not None and not callable(fn)):
+        raise ConfigError(f"{name}: {arg}={fn!r}: give a function")
+
+
 # Spark's camelCase names, so PySpark programs run unchanged through kstream.compat.
 SPARK_NAMES = {
     "flatMap": "flat_map",
@@ -155,6 +358,15 @@ SPARK_NAMES = {
     "rightOuterJoin": "right_outer_join",
     "fullOuterJoin": "full_outer_join",
     "foreachRDD": "foreach_batch",
+    "updateStateByKey": "update_state_by_key",
+    "mapWithState": "map_with_state",
+    "reduceByWindow": "reduce_by_window",
+    "countByWindow": "count_by_window",
+    "reduceByKeyAndWindow": "reduce_by_key_and_window",
+    "countByValueAndWindow": "count_by_value_and_window",
+    "groupByKeyAndWindow": "group_by_key_and_window",
+    "reduceByKeyAndSession": "reduce_by_key_and_session",
 }
 for _spark, _ours in SPARK_NAMES.items():
-    setattr(DStream, _spark, getattr(DStream, _ours))
+    if _spark not in DStream.__dict__:  # else a wrapper with Spark's own signature
+        setattr(DStream, _spark, getattr(DStream, _ours))

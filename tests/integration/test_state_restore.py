@@ -1,0 +1,92 @@
+"""State on Kafka: stores restored from their changelogs (DESIGN §4, §9.5)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections import Counter
+
+from kstream.testing import read_topic
+from tests.integration.test_worker_processes import PARTITIONS, produce_lines
+from tests.integration.workers import make_lines, spawn_worker, stop, wait_for
+
+
+def final_totals(bootstrap: str, topic: str) -> dict[str, int]:
+    """Each word's running total in the newest batch that reports it."""
+    newest: dict[str, tuple[int, int]] = {}
+    for m in read_topic(bootstrap, topic, idle=1.0):
+        word, t = m.key().decode(), m.timestamp()[1]
+        if word not in newest or t >= newest[word][0]:
+            newest[word] = (t, int(m.value()))
+    return {w: v for w, (_, v) in newest.items()}
+
+
+def test_kill_9_and_a_new_machine_restore_the_same_state(bootstrap, topics, app_id, tmp_path):
+    source, output = topics("lines", PARTITIONS), topics("totals", 4)
+    records, per_batch = make_lines(PARTITIONS, per_partition=300, seconds=20)
+    produce_lines(bootstrap, source, records)
+    expected = Counter()
+    for counts in per_batch.values():
+        expected.update(counts)
+
+    first_dir = tmp_path / "machine-a"
+    env = {
+        "KS_TEST_INPUT": source,
+        "KS_TEST_OUTPUT": output,
+        "KS_TEST_PAUSE": "0.4",
+        "KS_TEST_STATE": str(first_dir),
+    }
+    log = tmp_path / "worker.log"
+    first = spawn_worker("running_count.py", app_id, bootstrap, log, env)
+    wait_for(lambda: len(read_topic(bootstrap, output, idle=0.3)) > 0, 60, "first totals")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    shutil.rmtree(first_dir)  # the worker comes back on a machine without its state
+
+    env = {**env, "KS_TEST_STATE": str(tmp_path / "machine-b"), "KS_TEST_PAUSE": "0"}
+    second = spawn_worker("running_count.py", app_id, bootstrap, log, env)
+    try:
+        wait_for(
+            lambda: final_totals(bootstrap, output) == dict(expected),
+            90,
+            "the totals of every word",
+        )
+    finally:
+        assert stop(second) == 0, log.read_text()[-3000:]
+    assert "restored update_state_by_key" in log.read_text()
+
+
+def test_state_follows_its_partitions_from_two_workers_to_one_and_back(
+    bootstrap, topics, app_id, tmp_path
+):
+    source, output = topics("lines", PARTITIONS), topics("totals", 4)
+    records, per_batch = make_lines(PARTITIONS, per_partition=300, seconds=20)
+    expected = Counter()
+    for counts in per_batch.values():
+        expected.update(counts)
+    first_half = [r for r in records if r[2] < min(per_batch) + 9000]
+    second_half = [r for r in records if r[2] >= min(per_batch) + 9000]
+
+    def env(i: int) -> dict[str, str]:
+        return {
+            "KS_TEST_INPUT": source,
+            "KS_TEST_OUTPUT": output,
+            "KS_TEST_STATE": str(tmp_path / f"machine-{i}"),
+        }
+
+    log = tmp_path / "workers.log"
+    produce_lines(bootstrap, source, first_half)
+    two = [spawn_worker("running_count.py", app_id, bootstrap, log, env(i)) for i in (1, 2)]
+    half = Counter()
+    for r in first_half:
+        half.update(r[1].split())
+    try:
+        wait_for(lambda: final_totals(bootstrap, output) == dict(half), 90, "the first half")
+    finally:
+        assert stop(two[1]) == 0  # one worker leaves: its partitions and state move
+    produce_lines(bootstrap, source, second_half)
+    three = spawn_worker("running_count.py", app_id, bootstrap, log, env(3))  # and a new one
+    try:
+        wait_for(lambda: final_totals(bootstrap, output) == dict(expected), 90, "all totals")
+    finally:
+        assert stop(two[0]) == 0 and stop(three) == 0, log.read_text()[-3000:]
