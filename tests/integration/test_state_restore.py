@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import time
 from collections import Counter
 
 from kstream.testing import read_topic
@@ -90,3 +91,29 @@ def test_state_follows_its_partitions_from_two_workers_to_one_and_back(
         wait_for(lambda: final_totals(bootstrap, output) == dict(expected), 90, "all totals")
     finally:
         assert stop(two[0]) == 0 and stop(three) == 0, log.read_text()[-3000:]
+
+
+def test_state_of_a_different_pipeline_is_refused(bootstrap, topics, app_id, tmp_path):
+    source, output = topics("lines", 2), topics("totals", 1)
+    now = int(time.time() * 1000)
+    produce_lines(bootstrap, source, [(0, "a b", now - 3000), (1, "b", now - 3000)])
+    env = {
+        "KS_TEST_INPUT": source,
+        "KS_TEST_OUTPUT": output,
+        "KS_TEST_STATE": str(tmp_path / "state"),
+    }
+    log = tmp_path / "w.log"
+    worker = spawn_worker("running_count.py", app_id, bootstrap, log, env)
+    wait_for(lambda: final_totals(bootstrap, output) == {"a": 1, "b": 2}, 60, "the totals")
+    assert stop(worker) == 0
+
+    changed = spawn_worker(
+        "running_count.py",
+        app_id,
+        bootstrap,
+        tmp_path / "changed.log",
+        {**env, "KS_TEST_VARIANT": "short-words"},
+    )
+    assert changed.wait(60) == 2
+    text = (tmp_path / "changed.log").read_text()
+    assert "state the pipeline no longer uses" in text and "kstream reset" in text
