@@ -14,6 +14,8 @@ from kstream.graph import Node
 from kstream.ops.shuffle import Shuffle
 from kstream.ops.sinks import To
 from kstream.ops.sources import KafkaSource
+from kstream.ops.stateful import Stateful
+from kstream.state.changelog import changelog_topic
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -59,6 +61,14 @@ class Plan:
     def source_topics(self) -> list[str]:
         return self.stages[0].input_topics() if self.stages else []
 
+    def changelog_topics(self) -> list[str]:
+        """One per stateful operator: the target of a shuffle that keeps state."""
+        return [
+            changelog_topic(self.app_id, x.sides[0].children[0].name)
+            for x in self.exchanges
+            if isinstance(x.sides[0].children[0].op, Stateful)
+        ]
+
     def output_topics(self) -> list[str]:
         return sorted({n.op.topic for s in self.stages for n in s.sinks})  # type: ignore[attr-defined]
 
@@ -76,7 +86,7 @@ class Plan:
                 }
                 for s in self.stages
             ],
-            "internal_topics": [x.topic for x in self.exchanges],
+            "internal_topics": [x.topic for x in self.exchanges] + self.changelog_topics(),
             "source_topics": self.source_topics(),
             "output_topics": self.output_topics(),
         }
