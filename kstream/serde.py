@@ -44,19 +44,17 @@ _DESERIALIZERS: dict[str, Deserializer] = {
 }
 
 
-def serializer(name: str, setting: str) -> Serializer:
-    try:
-        return _SERIALIZERS[name]
-    except KeyError:
+def _named(table: dict[str, Any], name: str, setting: str) -> Any:
+    if name not in table:
         raise ConfigError(
-            f"{setting}={name!r} is not a known serde; choose one of {', '.join(_SERIALIZERS)}"
-        ) from None
+            f"{setting}={name!r} is not a known serde; choose one of {', '.join(table)}"
+        )
+    return table[name]
+
+
+def serializer(name: str, setting: str) -> Serializer:
+    return _named(_SERIALIZERS, name, setting)
 
 
 def deserializer(name: str, setting: str) -> Deserializer:
-    try:
-        return _DESERIALIZERS[name]
-    except KeyError:
-        raise ConfigError(
-            f"{setting}={name!r} is not a known serde; choose one of {', '.join(_DESERIALIZERS)}"
-        ) from None
+    return _named(_DESERIALIZERS, name, setting)

@@ -49,6 +49,7 @@ class PoisonRecordError(RuntimeError):
 
 class StageRuntime:
     every_interval = True  # close every interval (empty batches too), or only announced ones
+    clock: SourceClock | MarkerClock
 
     def __init__(self, stage: Stage, interval_ms: int, settings: Settings):
         self.stage = stage
@@ -69,12 +70,17 @@ class StageRuntime:
     def assign(self, tps: list[TP]) -> None:
         for tp in tps:
             self.closed[tp] = None
+        self.clock.assign(tps)
 
     def revoke(self, tps: list[TP]) -> None:
         for tp in tps:
             self.closed.pop(tp, None)
             self.skip_through.pop(tp, None)
         self.open.drop(tps)
+        self.clock.revoke(tps)
+
+    def reached_end(self, tp: TP, offset: int) -> None:
+        self.open.position[tp] = offset
 
     def _placed(self, tp: TP, t: int, n: int = 1) -> int | None:
         """The batch n records of batch t go to: their own, the oldest open one, or none."""
@@ -141,17 +147,9 @@ class SourceStage(StageRuntime):
                 self.readers[topic].append((node, kdec, vdec))
         self.keyed = {t for t, readers in self.readers.items() if any(r[1] for r in readers)}
 
-    def assign(self, tps):
-        super().assign(tps)
-        self.clock.assign(tps)
-
-    def revoke(self, tps):
-        super().revoke(tps)
-        self.clock.revoke(tps)
-
     def reached_end(self, tp: TP, offset: int) -> None:
+        super().reached_end(tp, offset)
         self.clock.reached_end(tp)
-        self.open.position[tp] = offset
 
     def partition_watermark(self, tp, now_ms):
         if self.clock.caught_up.get(tp):
@@ -279,17 +277,6 @@ class ExchangeStage(StageRuntime):
         self.clock = MarkerClock(upstream)
         self.emitted: dict[int, set[tuple[str, int]]] = defaultdict(set)
         self.side_nodes = {(x.topic, i): n for x in stage.reads for i, n in enumerate(x.sides)}
-
-    def assign(self, tps):
-        super().assign(tps)
-        self.clock.assign(tps)
-
-    def revoke(self, tps):
-        super().revoke(tps)
-        self.clock.revoke(tps)
-
-    def reached_end(self, tp: TP, offset: int) -> None:
-        self.open.position[tp] = offset
 
     def partition_watermark(self, tp, now_ms):
         return self.clock.partition_watermark(tp)
