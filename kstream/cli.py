@@ -100,8 +100,8 @@ def main() -> None:
 @click.option(
     "--guarantee",
     envvar="KSTREAM_GUARANTEE",
-    type=click.Choice(["at-least-once"]),
-    help="Delivery guarantee.",
+    type=click.Choice(["at-least-once", "exactly-once"]),
+    help="Delivery guarantee: exactly-once runs each step as one Kafka transaction.",
 )
 @click.option(
     "--group-instance-id",
@@ -134,7 +134,7 @@ def worker(
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) as one worker of its group."""
     setup_logging(log_level)
-    from kstream.worker import Worker
+    from kstream.worker import Worker, WorkerStopped
 
     try:
         app = load(
@@ -161,6 +161,9 @@ def worker(
     w.start()
     try:
         w.loop(duration)
+    except WorkerStopped as e:
+        log.error("%s: %s", type(e).__name__, e)
+        sys.exit(1)
     finally:
         w.close()
 

@@ -11,7 +11,7 @@ from kstream.errors import ConfigError
 CHOICES = {
     "time": ("event", "processing"),
     "late": ("join", "drop"),
-    "guarantee": ("at-least-once",),
+    "guarantee": ("at-least-once", "exactly-once"),
     "on_error": ("skip", "fail"),
 }
 

@@ -1,11 +1,16 @@
 """The batch loop: read, close batches, run the pipeline, produce, flush, commit.
 
-One iteration, top to bottom (DESIGN §5, at-least-once):
+One iteration, top to bottom (DESIGN §5):
   1. consume a bulk of records and file them under their batch;
   2. for every stage, run each batch that is now due and produce its outputs, its
-     repartition records and its markers;
-  3. flush the producer: every output acknowledged (a failed send stops the worker);
-  4. only then commit, per partition, the lowest offset not yet in a processed batch.
+     repartition records and its markers (in one transaction under exactly-once);
+  3. make them durable and commit, per partition, the lowest offset not yet in a
+     processed batch (kstream/delivery.py: flush-then-commit, or the transaction);
+  4. only then write the batches' state changes to the local stores.
+
+When Kafka fails the step for good (a send refused, the transaction aborted, the producer
+fenced or unusable after a broker restart), nothing of it counts: the worker drops its
+clients and in-memory batches and starts again from the committed offsets.
 """
 
 from __future__ import annotations
@@ -18,26 +23,35 @@ from collections import defaultdict
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from kstream.clocks import TP
+from kstream.delivery import (
+    AtLeastOnce,
+    Delivery,
+    ExactlyOnce,
+    FencedError,
+    SendFailedError,
+    StepAbortedError,
+    claim_transactional_id,
+    fenced,
+)
 from kstream.errors import ConfigError
 from kstream.graph import Batch, Node, evaluate
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
-from kstream.kafka.config import consumer_config, producer_config
+from kstream.kafka.config import consumer_config
 from kstream.observe.observer import Observer
 from kstream.ops.stateful import Stateful
 from kstream.plan import Plan, compile_plan
 from kstream.serde import serializer
-from kstream.stages import ExchangeStage, SourceStage, StageRuntime, upstream_tasks
+from kstream.stages import (
+    ExchangeStage,
+    PoisonRecordError,
+    SourceStage,
+    StageRuntime,
+    upstream_tasks,
+)
 from kstream.state.changelog import changelog_topic
 from kstream.state.rocks import RocksStore
 from kstream.state.tasks import TaskStores, store_shape
@@ -49,17 +63,10 @@ log = logging.getLogger(__name__)
 _error = Message.error
 _topic = Message.topic
 
-RETRIABLE_COMMIT = {
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError._ASSIGNMENT_LOST,
-    KafkaError._NO_OFFSET,
-}
-
-
-class SendFailedError(RuntimeError):
-    """Kafka refused an output for good: nothing of its batch is committed."""
+# Kafka failed a step for good: the worker starts over from its committed offsets
+RESTARTABLE = (SendFailedError, StepAbortedError, KafkaException)
+# The worker must not go on: a poison record under on_error="fail", or a zombie
+WorkerStopped = (FencedError, PoisonRecordError)
 
 
 class Worker:
@@ -85,10 +92,13 @@ class Worker:
         self.stages: list[StageRuntime] = []
         self.topic_stage: dict[str, StageRuntime] = {}
         self.exchange_partitions: dict[str, int] = {}
-        self.send_errors: list[str] = []
         self.batches_done = 0
         self.consumer: Consumer | None = None
-        self.producer: Producer | None = None
+        self.delivery: Delivery | None = None
+        self.producer = None  # the delivery's producer of outputs (hot path)
+        self.restarts = 0
+        self._failures = 0  # failed steps in a row (for the back-off)
+        self._transactional_lock = None
         self.observer = Observer(
             app.app_id, app.batch_interval, metrics_host, metrics_port, self.plan.describe
         )
@@ -96,7 +106,6 @@ class Worker:
         self._lag_checked = 0.0
         self.stores: TaskStores | None = None
         self._dirty: set[RocksStore] = set()
-        self._changelog_next: dict[tuple[str, int], int] = {}
 
     # -- start -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -114,20 +123,8 @@ class Worker:
         admin.ensure(wanted, known, self.app.settings.replication_factor, {})
         self.exchange_partitions = wanted
         self._prepare_state(admin, known, wanted)
-        partitions = {**known, **wanted}
-        settings, interval = self.app.settings, self.app.interval_ms
-        for stage in self.plan.stages:
-            if stage.index == 0:
-                runtime: StageRuntime = SourceStage(stage, interval, settings)
-            else:
-                writer = self.plan.stages[stage.index - 1]
-                n = upstream_tasks(writer, partitions)
-                runtime = ExchangeStage(
-                    stage, interval, settings, {x.topic: n for x in stage.reads}
-                )
-            self.stages.append(runtime)
-            for topic in stage.input_topics():
-                self.topic_stage[topic] = runtime
+        self.partitions = {**known, **wanted}
+        self._build_stages()
         self._serializers = {
             n: (
                 serializer(n.op.key_serde, "key_serde"),
@@ -140,6 +137,23 @@ class Worker:
             x.topic: exchange.partitioner(x.shuffle.by, wanted[x.topic])
             for x in self.plan.exchanges
         }
+
+    def _build_stages(self) -> None:
+        """Fresh run-time stages: no partitions, no open batches."""
+        settings, interval = self.app.settings, self.app.interval_ms
+        self.stages, self.topic_stage = [], {}
+        for stage in self.plan.stages:
+            if stage.index == 0:
+                runtime: StageRuntime = SourceStage(stage, interval, settings)
+            else:
+                writer = self.plan.stages[stage.index - 1]
+                n = upstream_tasks(writer, self.partitions)
+                runtime = ExchangeStage(
+                    stage, interval, settings, {x.topic: n for x in stage.reads}
+                )
+            self.stages.append(runtime)
+            for topic in stage.input_topics():
+                self.topic_stage[topic] = runtime
 
     def _prepare_state(self, admin: Admin, known: dict[str, int], wanted: dict[str, int]) -> None:
         """Stores for the stateful operators: changelog topics, and a refusal to run over
@@ -183,16 +197,31 @@ class Worker:
         # garbage collection, which otherwise rescans it while batches are buffered.
         gc.freeze()
         self.observer.start()
-        self.observer.ready(False, "joining the consumer group")
         self.started_at = self._due_checked = self._due_since = time.time()
-        self.producer = Producer(producer_config(self.brokers, self._on_send_error, self.kafka))
-        # Changelog records need their offsets (stored with the state): full delivery reports
-        self.changelog_producer = Producer(
-            {
-                **producer_config(self.brokers, self._on_changelog_sent, self.kafka),
-                "delivery.report.only.error": False,
-            }
+        self._connect()
+        log.info(
+            "worker for %s started (%s): %d stage(s), reading %s",
+            self.app.app_id,
+            self.app.settings.guarantee,
+            len(self.stages),
+            ", ".join(self.topic_stage),
         )
+
+    def _connect(self) -> None:
+        """The Kafka clients of one incarnation: producer(s), then the group member."""
+        self.observer.ready(False, "joining the consumer group")
+        on_problem = lambda what: self.observer.metrics.error("produce")  # noqa: E731
+        if self.app.settings.guarantee == "exactly-once":
+            if self._transactional_lock is None:
+                self._transactional_id, self._transactional_lock = claim_transactional_id(
+                    self.app.app_id, self.app.settings.state_dir, self.group_instance_id
+                )
+            self.delivery = ExactlyOnce(
+                self.brokers, self.kafka, on_problem, self._transactional_id
+            )
+        else:
+            self.delivery = AtLeastOnce(self.brokers, self.kafka, on_problem)
+        self.producer = self.delivery.producer
         config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
         self.consumer = Consumer(config)
         self.consumer.subscribe(
@@ -201,12 +230,39 @@ class Worker:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
-        log.info(
-            "worker for %s started: %d stage(s), reading %s",
-            self.app.app_id,
-            len(self.stages),
-            ", ".join(self.topic_stage),
+
+    def _disconnect(self) -> None:
+        """Drop this incarnation: its clients, open batches and uncommitted state."""
+        if self.delivery is not None:
+            self.delivery.abandon()
+            self.delivery = self.producer = None
+        if self.consumer is not None:
+            self.consumer.close()  # its revocation callback closes the task stores
+            self.consumer = None
+        self.stores.close()
+        self.stores.to_restore.clear()
+        self._dirty.clear()
+
+    def _restart(self, error: Exception) -> None:
+        """Kafka failed a step for good: start over from the committed offsets, after a
+        back-off that grows while failures follow each other."""
+        self._failures += 1
+        self.restarts += 1
+        delay = min(30.0, 2.0 ** (self._failures - 1))
+        self.observer.metrics.error("restart")
+        self.observer.ready(False, f"restarting after: {error}")
+        log.error(
+            "%s: %s; dropping uncommitted work and starting over from the committed "
+            "offsets in %.0fs",
+            type(error).__name__,
+            error,
+            delay,
         )
+        self._disconnect()
+        if self.stopping.wait(delay):
+            return
+        self._build_stages()
+        self._connect()
 
     # -- rebalance -------------------------------------------------------------------
     def _group(self, partitions: list[TopicPartition]) -> dict[StageRuntime, list[TP]]:
@@ -258,7 +314,15 @@ class Worker:
         while not self.stopping.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            self.step()
+            try:
+                self.step()
+            except RESTARTABLE as e:
+                if fenced(e) or getattr(self.delivery, "fenced", False):
+                    raise FencedError(
+                        f"another worker took over this worker's transactional id ({e}); "
+                        "stopping this one"
+                    ) from e
+                self._restart(e)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -280,6 +344,8 @@ class Worker:
         done = 0
         for stage in self.stages:
             for t, tps in stage.due(now_ms):
+                if not done:
+                    self.delivery.begin()
                 self._process(stage, t, tps)
                 done += 1
         if log.isEnabledFor(logging.DEBUG):
@@ -293,15 +359,17 @@ class Worker:
                     stage.open.times()[:3],
                 )
         if done:
-            flushing = time.monotonic()
+            finishing = time.monotonic()
             self._write_changelogs()
-            self._flush()
+            self.delivery.finish(self.consumer, self._offsets())
+            self.observer.metrics.committed(time.monotonic() - finishing)
             self.observer.acknowledged()
-            for store in self._dirty:  # acknowledged: now the local stores may follow
-                store.commit(self._changelog_next.pop(store.changelog_key, None))
+            changelog_next = self.delivery.changelog_next
+            for store in self._dirty:  # durable: now the local stores may follow
+                store.commit(changelog_next.pop(store.changelog_key, None))
             self._dirty.clear()
-            self._commit(flushing)
             self.batches_done += done
+            self._failures = 0
         self._report_progress()
         return done
 
@@ -440,68 +508,28 @@ class Worker:
         for store in self._dirty:
             topic, p = store.changelog_key
             for key, value in store.changes():
-                while True:
-                    try:
-                        self.changelog_producer.produce(topic, value, key, p)
-                        break
-                    except BufferError:
-                        self.changelog_producer.poll(0.05)
+                self.delivery.send_changelog(topic, p, key, value)
 
-    def _on_changelog_sent(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self.send_errors.append(f"{msg.topic()}: {err.str()}")
-            return
-        key = (msg.topic(), msg.partition())
-        self._changelog_next[key] = max(self._changelog_next.get(key, 0), msg.offset() + 1)
-
-    def _on_send_error(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self.send_errors.append(f"{msg.topic()}: {err.str()}")
-
-    def _flush(self) -> None:
-        """Wait until every produced record is acknowledged (or has failed for good)."""
-        assert self.producer is not None
-        waited = 0.0
-        while (left := self.producer.flush(5.0) + self.changelog_producer.flush(5.0)) > 0:
-            waited += 5.0
-            log.warning("waiting for Kafka to acknowledge %d outputs (%.0fs so far)", left, waited)
-        if self.send_errors:
-            errors, self.send_errors = self.send_errors, []
-            self.observer.metrics.error("produce", len(errors))
-            raise SendFailedError(
-                f"{len(errors)} output(s) could not be written, first: {errors[0]}; "
-                "offsets of their batches are not committed"
-            )
-
-    def _commit(self, flushing: float) -> None:
-        """Commit the input offsets; `flushing` is when the flush before it began."""
-        assert self.consumer is not None
-        offsets = [
+    def _offsets(self) -> list[TopicPartition]:
+        """Per assigned partition, the lowest offset not yet in a processed batch."""
+        return [
             TopicPartition(topic, p, offset)
             for stage in self.stages
             for (topic, p), offset in stage.open.commit_offsets().items()
             if (topic, p) in stage.assigned
         ]
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-            self.observer.metrics.committed(time.monotonic() - flushing)
-        except KafkaException as e:
-            err = e.args[0]
-            if err.code() not in RETRIABLE_COMMIT:
-                raise
-            log.warning("commit skipped during a rebalance (%s); the next one catches up", err)
 
     def close(self) -> None:
         self.stopping.set()
         self.observer.stop()
-        if self.producer is not None:
-            self.producer.flush(30)
-            self.changelog_producer.flush(30)
+        if self.delivery is not None:
+            self.delivery.close()  # an unfinished step's transaction is aborted
         if self.stores is not None:
             self.stores.close()
         if self.consumer is not None:
             self.consumer.close()  # leaves the group: its partitions move at once
             self.consumer = None
+        if self._transactional_lock is not None:
+            self._transactional_lock.close()
+            self._transactional_lock = None
         log.info("worker for %s stopped after %d batches", self.app.app_id, self.batches_done)

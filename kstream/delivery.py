@@ -1,0 +1,286 @@
+"""How a step's outputs reach Kafka and its input offsets get committed (DESIGN §5).
+
+At-least-once: produce, flush until every record is acknowledged, then commit the input
+offsets; a crash in between replays the step (duplicates, nothing lost).
+
+Exactly-once: one transactional producer per worker; the step's outputs, repartition
+records and markers, changelog records and its input offsets form one transaction. A
+worker that lost its partitions (a zombie) is fenced: the group generation travels with
+the offsets, and a restarted worker's transactional id fences its previous incarnation.
+
+Either way, `finish` returns only once the step is durable; the local stores may then
+follow (so they are never ahead of the changelog).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import IO, Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from kstream.kafka.config import producer_config
+
+log = logging.getLogger(__name__)
+
+RETRIABLE_COMMIT = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._ASSIGNMENT_LOST,
+    KafkaError._NO_OFFSET,
+}
+
+
+class SendFailedError(RuntimeError):
+    """Kafka refused an output for good: nothing of its step is committed."""
+
+
+class StepAbortedError(RuntimeError):
+    """The step's transaction was aborted: none of its outputs or offsets count."""
+
+
+class FencedError(RuntimeError):
+    """Another worker took over this worker's transactional id: this one is a zombie and
+    must stop (restarting would fence the other in turn)."""
+
+
+FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
+def fenced(error: BaseException | None) -> bool:
+    """Whether an error (or one it was raised from) says this producer was fenced."""
+    while error is not None:
+        if isinstance(error, KafkaException) and error.args[0].code() in FENCED:
+            return True
+        error = error.__cause__
+    return False
+
+
+class Delivery:
+    """The producers of one worker incarnation and the commit protocol they follow."""
+
+    producer: Producer  # outputs, repartition records, markers, dead letters
+
+    def __init__(self, on_problem: Callable[[str], None]):
+        self.on_problem = on_problem  # a log line's worth, e.g. for a metric
+        self.send_errors: list[str] = []
+        self.changelog_next: dict[tuple[str, int], int] = {}
+
+    def begin(self) -> None:
+        """Before the first record of a step."""
+
+    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        raise NotImplementedError
+
+    def finish(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        raise NotImplementedError
+
+    def abandon(self) -> None:
+        """The step will not finish (the worker restarts): drop what is in flight."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _on_changelog_sent(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.send_errors.append(f"{msg.topic()}: {err.str()}")
+            return
+        key = (msg.topic(), msg.partition())
+        self.changelog_next[key] = max(self.changelog_next.get(key, 0), msg.offset() + 1)
+
+    def _on_send_error(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.send_errors.append(f"{msg.topic()}: {err.str()}")
+
+    def _flush(self, producers: list[Producer]) -> None:
+        """Wait until every produced record is acknowledged (or has failed for good)."""
+        waited = 0.0
+        while (left := sum(p.flush(5.0) for p in producers)) > 0:
+            waited += 5.0
+            log.warning("waiting for Kafka to acknowledge %d outputs (%.0fs so far)", left, waited)
+        if self.send_errors:
+            errors, self.send_errors = self.send_errors, []
+            self.on_problem(f"{len(errors)} failed sends")
+            raise SendFailedError(
+                f"{len(errors)} output(s) could not be written, first: {errors[0]}; "
+                "offsets of their batches are not committed"
+            )
+
+
+def produce_retrying(producer: Producer, *args: Any, **kwargs: Any) -> None:
+    """produce(), waiting for room in a full local queue."""
+    while True:
+        try:
+            producer.produce(*args, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+class AtLeastOnce(Delivery):
+    def __init__(self, brokers: str, kafka: dict[str, Any], on_problem: Callable[[str], None]):
+        super().__init__(on_problem)
+        self.producer = Producer(producer_config(brokers, self._on_send_error, kafka))
+        # Changelog records need their offsets (stored with the state): full reports
+        self.changelog_producer = Producer(
+            {
+                **producer_config(brokers, self._on_changelog_sent, kafka),
+                "delivery.report.only.error": False,
+            }
+        )
+
+    def send_changelog(self, topic, partition, key, value):
+        produce_retrying(self.changelog_producer, topic, value, key, partition)
+
+    def finish(self, consumer, offsets):
+        self._flush([self.producer, self.changelog_producer])
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            err = e.args[0]
+            if err.code() not in RETRIABLE_COMMIT:
+                raise
+            log.warning("commit skipped during a rebalance (%s); the next one catches up", err)
+
+    def abandon(self) -> None:
+        for p in (self.producer, self.changelog_producer):
+            p.purge()
+            p.flush(0)
+        self.send_errors.clear()
+
+    def close(self) -> None:
+        self.producer.flush(30)
+        self.changelog_producer.flush(30)
+
+
+class ExactlyOnce(Delivery):
+    def __init__(
+        self,
+        brokers: str,
+        kafka: dict[str, Any],
+        on_problem: Callable[[str], None],
+        transactional_id: str,
+        timeout: float = 30.0,
+    ):
+        super().__init__(on_problem)
+        self.timeout = timeout
+        config = producer_config(brokers, self._on_send_error, kafka)
+        # Failed sends surface as a failed commit: no Python call per record. Only
+        # changelog records carry a callback of their own (their offsets are needed).
+        del config["on_delivery"]
+        config.update(
+            {
+                "transactional.id": transactional_id,
+                "delivery.report.only.error": False,
+                "error_cb": self._on_error,
+            }
+        )
+        self.fatal: KafkaError | None = None
+        self.producer = Producer(config)
+        self.in_transaction = False
+        self._call("init_transactions")  # fences the previous holder of this id
+        log.info("exactly-once: transactional id %s", transactional_id)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.fatal = err
+        log.warning("producer: %s", err.str())
+
+    @property
+    def fenced(self) -> bool:
+        return self.fatal is not None and self.fatal.code() in FENCED
+
+    def begin(self) -> None:
+        if not self.in_transaction:
+            self._call("begin_transaction", timed=False)
+            self.in_transaction = True
+
+    def send_changelog(self, topic, partition, key, value):
+        produce_retrying(
+            self.producer, topic, value, key, partition, on_delivery=self._on_changelog_sent
+        )
+
+    def finish(self, consumer, offsets):
+        if not self.in_transaction:
+            return
+        try:
+            self._flush([self.producer])
+            if offsets:
+                self._call(
+                    "send_offsets_to_transaction", offsets, consumer.consumer_group_metadata()
+                )
+            self._call("commit_transaction")
+        except (KafkaException, SendFailedError) as e:
+            self.abandon()
+            raise StepAbortedError(f"transaction aborted: {e}") from e
+        finally:
+            self.in_transaction = False
+
+    def abandon(self) -> None:
+        if self.in_transaction:
+            self.in_transaction = False
+            try:
+                self.producer.abort_transaction(self.timeout)
+            except KafkaException as e:  # fenced or fatal: the transaction dies with us
+                log.warning("could not abort the transaction: %s", e.args[0])
+        self.send_errors.clear()
+
+    def close(self) -> None:
+        self.abandon()
+        self.producer.flush(self.timeout)
+
+    def _call(self, name: str, *args: Any, timed: bool = True) -> None:
+        """A transactional call, retried while Kafka says the error is retriable."""
+        deadline = time.monotonic() + self.timeout
+        if timed:
+            args = (*args, self.timeout)
+        while True:
+            try:
+                getattr(self.producer, name)(*args)
+                return
+            except KafkaException as e:
+                err = e.args[0]
+                if not err.retriable() or time.monotonic() > deadline:
+                    raise
+                log.info("%s: %s; retrying", name, err.str())
+                time.sleep(0.2)
+
+
+def claim_transactional_id(
+    app_id: str, state_dir: str, group_instance_id: str | None
+) -> tuple[str, IO[str] | None]:
+    """A transactional id that a restarted worker takes over (so it fences its previous
+    incarnation and aborts that one's open transaction at once, instead of leaving
+    read_committed readers stuck until the transaction times out).
+
+    From the static member id if there is one; otherwise an id kept in the state dir,
+    one per worker sharing that dir: each holds a lock on its slot (the returned open
+    file) while it runs."""
+    if group_instance_id:
+        return f"{app_id}-{group_instance_id}", None
+    root = os.path.join(state_dir, app_id)
+    os.makedirs(root, exist_ok=True)
+    slot = 0
+    while True:
+        handle = open(os.path.join(root, f"worker-{slot}.id"), "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            slot += 1
+            continue
+        handle.seek(0)
+        known = handle.read().strip()
+        if not known:
+            known = uuid.uuid4().hex[:12]
+            handle.write(known)
+            handle.flush()
+        return f"{app_id}-{known}", handle
