@@ -97,6 +97,7 @@ class Worker:
         self.delivery: Delivery | None = None
         self.producer = None  # the delivery's producer of outputs (hot path)
         self.restarts = 0
+        self.restore_slice = 0.5  # seconds of restoring per iteration (others run between)
         self._failures = 0  # failed steps in a row (for the back-off)
         self._transactional_lock = None
         self.observer = Observer(
@@ -240,7 +241,6 @@ class Worker:
             self.consumer.close()  # its revocation callback closes the task stores
             self.consumer = None
         self.stores.close()
-        self.stores.to_restore.clear()
         self._dirty.clear()
 
     def _restart(self, error: Exception) -> None:
@@ -272,8 +272,18 @@ class Worker:
         return by_stage
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Take the partitions; those whose stores need restoring stay paused, out of
+        their stage, until `_restore` has rebuilt them (outside this callback, a slice
+        per iteration, so neither the group's poll deadline nor other tasks wait)."""
+        if "cooperative" in str(self.kafka.get("partition.assignment.strategy", "cooperative")):
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        stateful = [p for p in partitions if self.stores.has_state(p.topic)]
+        if stateful:
+            consumer.pause(stateful)
         for stage, tps in self._group(partitions).items():
-            stage.assign(tps)
+            stage.assign([tp for tp in tps if not self.stores.has_state(tp[0])])
             self.stores.assign(tps)
         self.observer.metrics.rebalance("assign")
         self.observer.ready(True, "assigned")
@@ -332,11 +342,8 @@ class Worker:
         assert self.consumer is not None
         msgs = self.consumer.consume(self.max_poll_records, poll_timeout)
         self.observer.beat()
-        if self.stores.to_restore:
-            self.observer.ready(False, "restoring state")
-            for (topic, p), through in self.stores.restore_assigned().items():
-                self.topic_stage[topic].skip_through[(topic, p)] = through
-            self.observer.ready(True, "state restored")
+        if self.stores.restoring:
+            self._restore()
         now_ms = int(time.time() * 1000)
         self._ingest(msgs, now_ms)
         # a batch found due now became due after the previous look (see _process)
@@ -372,6 +379,19 @@ class Worker:
             self._failures = 0
         self._report_progress()
         return done
+
+    def _restore(self) -> None:
+        """Advance the restores; a task whose stores are complete joins its stage (and
+        catches up there on its own) and its partition is read again."""
+        self.observer.ready(False, f"restoring the state of {self.stores.restoring} task(s)")
+        for (topic, p), through in self.stores.restore(self.restore_slice).items():
+            stage = self.topic_stage[topic]
+            stage.assign([(topic, p)])
+            if through is not None:
+                stage.skip_through[(topic, p)] = through
+            self.consumer.resume([TopicPartition(topic, p)])
+        if not self.stores.restoring:
+            self.observer.ready(True, "state restored")
 
     def _report_progress(self) -> None:
         """Lag per partition (from the fetch's cached high watermark, see BROKER.md) and

@@ -1,8 +1,9 @@
 """The stores of a stage's stateful operators, one per operator and task (partition).
 
 A task's stores are opened and restored from their changelogs when its partition is
-assigned, before any of its batches run; their changes are produced to the changelog with
-the batch and written to RocksDB once Kafka has acknowledged them.
+assigned, before any of its batches run, a slice per loop iteration while the worker's
+other tasks go on; their changes are produced to the changelog with the batch and written
+to RocksDB once Kafka has acknowledged them (once the transaction committed).
 """
 
 from __future__ import annotations
@@ -11,15 +12,29 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kstream.errors import ConfigError
 from kstream.graph import Node
 from kstream.ops.stateful import owner
-from kstream.state.changelog import changelog_topic, read_changelogs
+from kstream.state.changelog import ChangelogReader, changelog_topic
 from kstream.state.rocks import RocksStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Restore:
+    """One store being rebuilt from its changelog partition."""
+
+    node: Node
+    partition: int
+    store: RocksStore
+    start: int  # the changelog offset it started from
+    records: int = 0
+    done: bool = False
+    began: float = field(default_factory=time.monotonic)
 
 
 def store_shape(node: Node) -> str:
@@ -55,54 +70,86 @@ class TaskStores:
         self.on_restored = on_restored
         self.partitions = partitions  # input topic -> its partition count
         self.open: dict[tuple[Node, int], RocksStore] = {}
-        self.to_restore: list[tuple[str, int]] = []
+        self.to_restore: list[tuple[str, int]] = []  # tasks whose stores are not opened yet
+        self.reader = ChangelogReader(brokers, kafka)
+        self.restores: dict[tuple[str, int], Restore] = {}  # by changelog partition
+        self.waiting: dict[tuple[str, int], set[tuple[str, int]]] = {}  # task -> its restores
 
     def changelogs(self) -> dict[str, Node]:
         return {changelog_topic(self.app_id, n.name): n for ns in self.nodes.values() for n in ns}
 
+    def has_state(self, topic: str) -> bool:
+        return topic in self.nodes
+
+    @property
+    def restoring(self) -> int:
+        """How many tasks wait for their stores (queued or being restored)."""
+        return len(self.to_restore) + len(self.waiting)
+
     def assign(self, tps: list[tuple[str, int]]) -> None:
+        """Queue the stores of newly assigned tasks for restoring (see `restore`)."""
         self.to_restore.extend(tp for tp in tps if tp[0] in self.nodes)
 
     def revoke(self, tps: list[tuple[str, int]]) -> None:
         for topic, p in tps:
             self.to_restore = [tp for tp in self.to_restore if tp != (topic, p)]
+            keys = self.waiting.pop((topic, p), set())
+            self.reader.remove(list(keys))
+            for key in keys:
+                self.restores.pop(key).store.close()
             for node in self.nodes.get(topic, ()):
                 store = self.open.pop((node, p), None)
                 if store is not None:
                     store.close()
 
-    def restore_assigned(self) -> dict[tuple[str, int], tuple[int, int]]:
-        """Open and restore the stores of newly assigned partitions, all changelogs read
-        by one consumer. Returns, per partition, how far its stores already held the
-        input: replays up to there are skipped, their effect (and outputs) exist."""
+    def restore(self, budget: float) -> dict[tuple[str, int], tuple[int, int] | None]:
+        """Advance the restores for about `budget` seconds: open the stores of newly
+        assigned tasks and apply their changelogs from where each store stands (all of
+        it on a new machine). Returns the tasks whose stores are now complete, each with
+        how far its stores held its input: replays up to there are skipped, since their
+        effect (and outputs) exist."""
         pending, self.to_restore = self.to_restore, []
-        opened = {
-            (node, p): self._open(node, p) for topic, p in pending for node in self.nodes[topic]
-        }
-        began = time.monotonic()
-        starts = {store.changelog_key: store.changelog_next() for store in opened.values()}
-        logs = read_changelogs(self.brokers, self.kafka, starts)
-        seconds = time.monotonic() - began
-        for (node, p), store in opened.items():
-            records, next_offset = logs[store.changelog_key]
-            n = store.apply_changelog(records, next_offset)
-            log.info(
-                "restored %s[%d] from offset %d: %d records (%.2fs for %d stores)",
-                node.name,
-                p,
-                starts[store.changelog_key],
-                n,
-                seconds,
-                len(opened),
-            )
-            self.on_restored(node.name, seconds, n)
-            self.open[(node, p)] = store
-        held = {}
         for topic, p in pending:
-            through = [self.open[(node, p)].batch_through() for node in self.nodes[topic]]
-            if through and None not in through:
-                held[(topic, p)] = min(through)  # type: ignore[type-var]
-        return held
+            keys = set()
+            for node in self.nodes[topic]:
+                store = self._open(node, p)
+                key = store.changelog_key
+                self.restores[key] = Restore(node, p, store, store.changelog_next())
+                keys.add(key)
+            self.waiting[(topic, p)] = keys
+            self.reader.add({key: self.restores[key].start for key in keys})
+        records, ended = self.reader.read(budget)
+        for key, recs in records.items():
+            r = self.restores[key]
+            at = ended[key] if key in ended else self.reader.next[key]
+            r.records += r.store.apply_changelog(recs, at)
+        for key, next_offset in ended.items():
+            r = self.restores[key]
+            if key not in records:
+                r.store.apply_changelog((), next_offset)
+            r.done = True
+        finished: dict[tuple[str, int], tuple[int, int] | None] = {}
+        for task, keys in list(self.waiting.items()):
+            if not all(self.restores[k].done for k in keys):
+                continue
+            del self.waiting[task]
+            through = []
+            for key in keys:
+                r = self.restores.pop(key)
+                seconds = time.monotonic() - r.began
+                log.info(
+                    "restored %s[%d] from offset %d: %d records in %.2fs",
+                    r.node.name,
+                    r.partition,
+                    r.start,
+                    r.records,
+                    seconds,
+                )
+                self.on_restored(r.node.name, seconds, r.records)
+                self.open[(r.node, r.partition)] = r.store
+                through.append(r.store.batch_through())
+            finished[task] = None if None in through else min(through)  # type: ignore[type-var]
+        return finished
 
     def _open(self, node: Node, p: int) -> RocksStore:
         path = os.path.join(self.root, node.name, str(p))
@@ -133,6 +180,13 @@ class TaskStores:
         return self.open[(node, p)]
 
     def close(self) -> None:
+        """Close every store (restored or not); queued restores are forgotten."""
         for store in self.open.values():
             store.close()
+        for r in self.restores.values():
+            r.store.close()
         self.open.clear()
+        self.restores.clear()
+        self.waiting.clear()
+        self.to_restore.clear()
+        self.reader.close()
