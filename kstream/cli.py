@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from kstream.errors import ConfigError
+from kstream.observe.watchdog import where
 
 log = logging.getLogger("kstream")
 
@@ -118,6 +121,15 @@ def main() -> None:
 )
 @click.option("--metrics-host", envvar="KSTREAM_METRICS_HOST", default="0.0.0.0", show_default=True)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--stop-timeout",
+    envvar="KSTREAM_STOP_TIMEOUT",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="After SIGTERM, seconds to finish the batch in hand before exiting without it "
+    "(it runs again elsewhere). Keep below the pod's termination grace period.",
+)
 def worker(
     app_spec: str,
     brokers,
@@ -131,6 +143,7 @@ def worker(
     metrics_port,
     metrics_host,
     duration,
+    stop_timeout,
 ) -> None:
     """Run APP (path/to/app.py[:attr] or package.module[:attr]) as one worker of its group."""
     setup_logging(log_level)
@@ -157,7 +170,7 @@ def worker(
         w.prepare()
     except ConfigError as e:
         fail(str(e))
-    stop_on_signals(w.stop)
+    stop_on_signals(w.stop, stop_timeout)
     w.start()
     try:
         w.loop(duration)
@@ -168,13 +181,29 @@ def worker(
         w.close()
 
 
-def stop_on_signals(stop: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT: finish the batch in hand, commit, leave; a second SIGINT aborts."""
+def stop_on_signals(stop: Callable[[], None], timeout: float) -> None:
+    """SIGTERM/SIGINT: finish the batch in hand, commit, leave; a second SIGINT aborts.
+    A loop that cannot finish within `timeout` (a hung user function) is abandoned: the
+    process exits 1 and the uncommitted batches run again after the restart."""
+    loop_thread = threading.get_ident()
+
+    def give_up() -> None:
+        log.error(
+            "did not stop within %gs; exiting without committing the batch in hand "
+            "(it runs again). The batch loop is in %s",
+            timeout,
+            where(loop_thread),
+        )
+        logging.shutdown()
+        os._exit(1)
 
     def handler(signum: int, frame: Any) -> None:
         log.info("%s: finishing the current batch, then stopping", signal.Signals(signum).name)
         stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        timer = threading.Timer(timeout, give_up)
+        timer.daemon = True
+        timer.start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
@@ -242,7 +271,7 @@ def demo(duration: float | None, rate: float, log_level: str) -> None:
     from kstream.demo import run_demo
 
     try:
-        run_demo(duration, rate, stop_on_signals)
+        run_demo(duration, rate, lambda stop: stop_on_signals(stop, 30.0))
     except ConfigError as e:
         fail(str(e))
     except RuntimeError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -15,24 +16,31 @@ from kstream.observe.metrics import Metrics
 from kstream.observe.server import ObservabilityServer
 from kstream.observe.summary import SummaryLogger
 from kstream.observe.timeline import Timeline
+from kstream.observe.watchdog import Watchdog
 
 log = logging.getLogger("kstream.observe")
 summary_log = logging.getLogger("kstream.summary")
 
 SUMMARY_ENV = "KSTREAM_SUMMARY_SECONDS"
+HUNG_ENV = "KSTREAM_HUNG_WARN_SECONDS"
 LATE_WARN_EVERY = 10.0  # seconds between two warnings about late records
 
 
-def summary_seconds() -> float:
-    """The summary line's period: KSTREAM_SUMMARY_SECONDS, default 30."""
-    raw = os.environ.get(SUMMARY_ENV, "30")
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from an environment variable, else `default`."""
+    raw = os.environ.get(name, str(default))
     try:
         seconds = float(raw)
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"{SUMMARY_ENV}={raw!r}: expected a positive number of seconds")
+        raise ConfigError(f"{name}={raw!r}: expected a positive number of seconds")
     return seconds
+
+
+def summary_seconds() -> float:
+    """The summary line's period: KSTREAM_SUMMARY_SECONDS, default 30."""
+    return seconds_from_env(SUMMARY_ENV, 30)
 
 
 class Observer:
@@ -51,6 +59,9 @@ class Observer:
         # The loop beats every poll (0.1 s) unless a batch runs: allow long batches.
         self.health = Health(stall_after=max(60.0, 10 * interval_seconds))
         self.summary = SummaryLogger(summary_log, every_seconds=summary_every or summary_seconds())
+        # a loop stuck this long (a hung user function?) is reported with where it is
+        self.hung_after = seconds_from_env(HUNG_ENV, max(15.0, 5 * interval_seconds))
+        self.watchdog: Watchdog | None = None
         self.interval = interval_seconds
         self.server = (
             ObservabilityServer(host, port, self.metrics, self.timeline, self.health, topology)
@@ -63,6 +74,9 @@ class Observer:
         self._late_warned = -math.inf
 
     def start(self) -> None:
+        """From the thread that runs the batch loop (the watchdog watches that one)."""
+        self.watchdog = Watchdog(self.health, self.hung_after, threading.get_ident())
+        self.watchdog.start()
         if self.server is not None:
             self.server.start()
             log.info("metrics, health and the batch page on %s", self.server.url)
@@ -71,6 +85,8 @@ class Observer:
         self._warn_late(math.inf)
         self.health.set_ready(False, "stopping")
         self.metrics.set_ready(False)
+        if self.watchdog is not None:
+            self.watchdog.stop()
         if self.server is not None:
             self.server.stop()
 
