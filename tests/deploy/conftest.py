@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kstream.cli import worker as worker_command
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "kstream"
 COMPOSE = REPO / "docker-compose.yml"
@@ -22,18 +24,11 @@ VENDOR = Path(__file__).resolve().parent / "vendor"
 
 KUBE_VERSION = "1.30.0"
 
-# The CLI contract: every KSTREAM_* variable `kstream worker` reads.
+# The CLI contract: every KSTREAM_* variable `kstream worker` reads (from its options)
 CLI_ENV = {
-    "KSTREAM_BROKERS",
-    "KSTREAM_BOOTSTRAP_SERVERS",
-    "KSTREAM_APP_ID",
-    "KSTREAM_BATCH_INTERVAL",
-    "KSTREAM_STATE_DIR",
-    "KSTREAM_GUARANTEE",
-    "KSTREAM_GROUP_INSTANCE_ID",
-    "KSTREAM_METRICS_PORT",
-    "KSTREAM_METRICS_HOST",
-    "KSTREAM_LOG_LEVEL",
+    name
+    for p in worker_command.params
+    for name in ([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])
 }
 METRICS_PORT = 9400
 STATE_DIR = "/var/lib/kstream"

@@ -92,7 +92,8 @@ def test_worker_runs_the_example_against_the_internal_listener(compose):
     assert env["KSTREAM_BROKERS"] == listeners(services["kafka"])["INTERNAL"]
     assert env["KSTREAM_STATE_DIR"] == STATE_DIR
     assert int(env["KSTREAM_METRICS_PORT"]) == METRICS_PORT
-    assert env["KSTREAM_GUARANTEE"] == "at-least-once"
+    assert env["KSTREAM_GUARANTEE"] == "${KSTREAM_GUARANTEE:-at-least-once}"
+    assert float(env["KSTREAM_STOP_TIMEOUT"]) < duration(worker["stop_grace_period"])
     assert worker["command"] == ["worker", EXAMPLE_APP]
     assert worker["build"] == {"context": ".", "dockerfile": "Dockerfile"}
     assert (REPO / worker["build"]["dockerfile"]).is_file()
@@ -143,3 +144,15 @@ def test_one_shot_scripts_need_no_compose_interpolation(compose, service):
     """A lone `$` in a compose command is interpolated by compose, not by the shell."""
     script = " ".join(compose["services"][service]["command"])
     assert not re.search(r"(?<!\$)\$(?!\$)", script)
+
+
+def duration(compose_duration: str) -> float:
+    """A compose duration such as "30s" or "1m30s" in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    total, number = 0.0, ""
+    for ch in compose_duration:
+        if ch in units:
+            total, number = total + float(number) * units[ch], ""
+        else:
+            number += ch
+    return total

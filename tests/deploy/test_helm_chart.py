@@ -67,7 +67,7 @@ CASES: dict[str, dict] = {
         "brokers": "b-1.kafka:9096,b-2.kafka:9096",
         "image": {"repository": "registry.example/kstream", "tag": "1.2.3"},
         "imagePullSecrets": [{"name": "regcred"}],
-        "app": {"id": "wordcount", "batchInterval": 0.5, "guarantee": "at-least-once"},
+        "app": {"id": "wordcount", "batchInterval": 0.5, "guarantee": "exactly-once"},
         "kafkaConfig": {
             "security.protocol": "SASL_SSL",
             "sasl.mechanisms": "SCRAM-SHA-512",
@@ -260,6 +260,7 @@ def test_statefulset_env_follows_the_cli_contract(rendered):
     assert env["KSTREAM_STATE_DIR"]["value"] == STATE_DIR
     assert env["KSTREAM_METRICS_PORT"]["value"] == str(METRICS_PORT)
     assert env["KSTREAM_GUARANTEE"]["value"] == "at-least-once"
+    assert env["KSTREAM_STOP_TIMEOUT"]["value"] == "55"  # 5 s inside the 60 s grace period
     assert "KSTREAM_APP_ID" not in env  # the pipeline's own id unless app.id is set
     for case, docs in rendered.items():
         names = {n for n in env_of(docs) if n.startswith("KSTREAM_")}
@@ -407,7 +408,7 @@ def test_secrets_env_volumes_and_scheduling(rendered):
     assert env["TZ"]["value"] == "UTC"
     assert env["KSTREAM_BROKERS"]["value"] == "b-1.kafka:9096,b-2.kafka:9096"
     assert env["KSTREAM_BATCH_INTERVAL"]["value"] == "0.5"
-    assert env["KSTREAM_GUARANTEE"]["value"] == "at-least-once"
+    assert env["KSTREAM_GUARANTEE"]["value"] == "exactly-once"
     assert env["KSTREAM_APP_ID"]["value"] == "wordcount"
     assert {"name": "kafka-certs", "mountPath": "/etc/kafka/certs", "readOnly": True} in c[
         "volumeMounts"
@@ -535,8 +536,7 @@ def test_hpa_and_keda_exclude_each_other(chart):
         ({"brokers": ""}, "/brokers"),
         ({"brokrs": "kafka:9092"}, "'brokrs' not allowed"),
         ({"app": {"guarantee": "exactly-twice"}}, "/app/guarantee"),
-        # the worker refuses it until exactly-once lands, so the chart does too
-        ({"app": {"guarantee": "exactly-once"}}, "/app/guarantee"),
+        ({"terminationGracePeriodSeconds": 5}, "/terminationGracePeriodSeconds"),
         ({"app": {"sourc": "x"}}, "'sourc' not allowed"),
         ({"app": {"batchInterval": 0}}, "/app/batchInterval"),
         ({"kafkaConfig": {"sasl": {"username": "u"}}}, "/kafkaConfig"),
