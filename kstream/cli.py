@@ -1,4 +1,5 @@
-"""The `kstream` command: worker, describe, reset, demo. Every option has a KSTREAM_* env var."""
+"""The `kstream` command: worker, describe, reset, dlq redrive, demo. Every option has a
+KSTREAM_* env var."""
 
 from __future__ import annotations
 
@@ -107,6 +108,14 @@ def main() -> None:
     help="Delivery guarantee: exactly-once runs each step as one Kafka transaction.",
 )
 @click.option(
+    "--on-error",
+    envvar="KSTREAM_ON_ERROR",
+    type=click.Choice(["dlq", "skip", "fail"]),
+    help="A poison record (cannot be deserialized, or a user function raises on it): to "
+    "the dead-letter topic <app_id>-dlq (the app's default: dlq), logged and skipped, or "
+    "the worker stops.",
+)
+@click.option(
     "--group-instance-id",
     envvar="KSTREAM_GROUP_INSTANCE_ID",
     help="Static group membership id (e.g. the pod name): restarts do not rebalance.",
@@ -139,6 +148,7 @@ def worker(
     batch_interval,
     state_dir,
     guarantee,
+    on_error,
     group_instance_id,
     metrics_port,
     metrics_host,
@@ -157,6 +167,7 @@ def worker(
                 "batch_interval": batch_interval,
                 "state_dir": state_dir,
                 "guarantee": guarantee,
+                "on_error": on_error,
             },
         )
         w = Worker(
@@ -230,6 +241,7 @@ def describe(app_spec: str, as_json: bool) -> None:
             click.echo(f"  writes {', '.join(s['writes'])}")
     internal = topology["internal_topics"]
     click.echo(f"internal topics: {', '.join(internal) if internal else 'none'}")
+    click.echo(f"dead-letter topic: {topology['dlq_topic'] or 'none'}")
 
 
 @main.command()
@@ -254,6 +266,50 @@ def reset(app_spec: str, brokers, kafka_settings, log_level, app_id, state_dir, 
             click.echo(line)
     except ConfigError as e:
         fail(str(e))
+
+
+@main.group()
+def dlq() -> None:
+    """The dead-letter topic <app_id>-dlq, where poison records go."""
+
+
+@dlq.command()
+@click.argument("app_spec", metavar="APP")
+@common_options
+@click.option("--app-id", envvar="KSTREAM_APP_ID", help="Override the app id (= consumer group).")
+@click.option("--dry-run", is_flag=True, help="List what would be re-published; change nothing.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds to read the dead-letter topic to its end and flush.",
+)
+def redrive(
+    app_spec: str, brokers, kafka_settings, log_level, app_id, dry_run: bool, timeout: float
+) -> None:
+    """Re-publish APP's dead-lettered source records to their topics.
+
+    Reads <app_id>-dlq from where the consumer group <app_id>-dlq-redrive left off, puts
+    each record that came from a source topic back on it (original key, value, timestamp
+    and partition; kstream.error.* headers stripped), then commits: a second redrive
+    re-publishes only what was dead-lettered since. Records of repartition topics are
+    skipped, with a count."""
+    setup_logging(log_level)
+    from kstream.redrive import RedriveError
+    from kstream.redrive import redrive as run_redrive
+
+    try:
+        app = load(app_spec, {"app_id": app_id})
+        for line in run_redrive(
+            app, brokers, parse_kafka_settings(kafka_settings), dry_run=dry_run, timeout=timeout
+        ):
+            click.echo(line)
+    except ConfigError as e:
+        fail(str(e))
+    except RedriveError as e:
+        click.echo(f"kstream: redrive failed: {e}", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -67,10 +67,23 @@ def topological(nodes: list[Node]) -> list[Node]:
 def evaluate(
     nodes: list[Node], t: int, preset: dict[Node, Batch | None]
 ) -> dict[Node, Batch | None]:
-    """Run one batch through `nodes` (topologically ordered); preset values are inputs."""
+    """Run one batch through `nodes` (topologically ordered); preset values are inputs.
+
+    An exception raised by an operator leaves with the node attached (`failed_node`), so
+    that a poison record can be reported with the operator it failed in."""
     values = dict(preset)
     for n in nodes:
         if n in values:
             continue
-        values[n] = n.op.apply([values[p] for p in n.parents], t)
+        try:
+            values[n] = n.op.apply([values[p] for p in n.parents], t)
+        except Exception as e:
+            if getattr(e, "kstream_node", None) is None:
+                e.kstream_node = n  # type: ignore[attr-defined]
+            raise
     return values
+
+
+def failed_node(error: BaseException) -> Node | None:
+    """The node whose operator raised `error` inside `evaluate` (None if not known)."""
+    return getattr(error, "kstream_node", None)

@@ -15,6 +15,7 @@ from kstream.ops.shuffle import Shuffle
 from kstream.ops.sinks import To
 from kstream.ops.sources import KafkaSource
 from kstream.ops.stateful import Stateful
+from kstream.poison import dlq_topic
 from kstream.state.changelog import changelog_topic
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ class Plan:
     app_id: str
     stages: list[Stage]
     exchanges: list[Exchange]
+    # the dead-letter topic, if the app may write one (on_error="dlq", or late="dlq")
+    dlq_topic: str | None = None
 
     def source_topics(self) -> list[str]:
         return self.stages[0].input_topics() if self.stages else []
@@ -87,6 +90,7 @@ class Plan:
                 for s in self.stages
             ],
             "internal_topics": [x.topic for x in self.exchanges] + self.changelog_topics(),
+            "dlq_topic": self.dlq_topic,
             "source_topics": self.source_topics(),
             "output_topics": self.output_topics(),
         }
@@ -135,4 +139,8 @@ def compile_plan(app: App) -> Plan:
     for x in exchanges.values():
         stages[x.writer_stage].writes.append(x)
         stages[x.writer_stage + 1].reads.append(x)
-    return Plan(app.app_id, stages, list(exchanges.values()))
+    dead_letters = app.settings.on_error == "dlq" or any(
+        getattr(n.op, "late", None) == "dlq" for n in nodes
+    )
+    dlq = dlq_topic(app.app_id) if dead_letters else None
+    return Plan(app.app_id, stages, list(exchanges.values()), dlq)

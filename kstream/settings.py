@@ -12,7 +12,7 @@ CHOICES = {
     "time": ("event", "processing"),
     "late": ("join", "drop"),
     "guarantee": ("at-least-once", "exactly-once"),
-    "on_error": ("skip", "fail"),
+    "on_error": ("dlq", "skip", "fail"),
 }
 
 
@@ -26,7 +26,9 @@ class Settings:
     time: str = "event"  # event: Kafka record timestamps; processing: arrival clock
     late: str = "join"  # a record for a closed batch joins the oldest open one, or is dropped
     guarantee: str = "at-least-once"
-    on_error: str = "skip"  # a record that cannot be deserialized: logged and skipped, or fatal
+    # A poison record (it cannot be deserialized, or a user function raises on it): sent
+    # to the dead-letter topic <app_id>-dlq, logged and skipped, or fatal (kstream/poison.py)
+    on_error: str = "dlq"
     repartition_partitions: int | None = None  # default: the most partitions of any source
     replication_factor: int = -1  # internal topics; -1 = the broker's default
     max_empty_batches: int = 60  # longer runs of empty batches (idle gaps) are skipped

@@ -27,6 +27,7 @@ from kstream.errors import ConfigError
 from kstream.graph import Batch, Node
 from kstream.kafka import exchange
 from kstream.plan import Stage
+from kstream.poison import DeadLetter, Inputs, PoisonRecordError, TaskBatch, operator_name
 from kstream.serde import deserializer
 from kstream.settings import Settings
 
@@ -37,14 +38,12 @@ _key = Message.key
 _offset = Message.offset
 _partition = Message.partition
 _timestamp = Message.timestamp
+_headers = Message.headers
 _second = itemgetter(1)
 NEVER = 2**62  # the watermark of a partition that has been read to its end
 
 Run = tuple[int, tuple[TP, ...]]  # a batch time and the partitions whose records it takes
-
-
-class PoisonRecordError(RuntimeError):
-    """A record failed and the on_error policy is "fail"."""
+__all__ = ["ExchangeStage", "PoisonRecordError", "SourceStage", "StageRuntime"]
 
 
 class StageRuntime:
@@ -139,13 +138,13 @@ class SourceStage(StageRuntime):
         self.clock = SourceClock(round(settings.allowed_lateness * 1000))
         self.event_time = settings.time == "event"
         self.readers: dict[str, list[tuple[Node, Any, Any]]] = defaultdict(list)
+        self.template: Inputs = {n: [] for n in stage.sources}
         for node in stage.sources:
             op = node.op
             kdec = deserializer(op.key_serde, "key_serde") if op.keyed else None
             vdec = deserializer(op.value_serde, "value_serde")
             for topic in op.topics:
                 self.readers[topic].append((node, kdec, vdec))
-        self.keyed = {t for t, readers in self.readers.items() if any(r[1] for r in readers)}
 
     def reached_end(self, tp: TP, offset: int) -> None:
         super().reached_end(tp, offset)
@@ -172,7 +171,9 @@ class SourceStage(StageRuntime):
             records = list(group)
             tp = (topic, p)
             if not self.event_time:
-                self._file_run(tp, now_ms - now_ms % interval + interval, records, now_ms)
+                stamps = list(map(_second, map(_timestamp, records)))
+                t = now_ms - now_ms % interval + interval
+                self._file_run(tp, t, records, stamps, now_ms)
                 continue
             stamps = list(map(_second, map(_timestamp, records)))
             lo, hi = min(stamps), max(stamps)
@@ -181,19 +182,22 @@ class SourceStage(StageRuntime):
                 lo, hi = min(stamps), max(stamps)
             first, last = lo - lo % interval + interval, hi - hi % interval + interval
             if first == last:
-                self._file_run(tp, first, records, hi)
+                self._file_run(tp, first, records, stamps, hi)
             elif all(map(le, stamps, islice(stamps, 1, None))):
                 start = 0
                 for t in range(first, last + interval, interval):
                     end = bisect_left(stamps, t, start)
                     if end > start:
-                        self._file_run(tp, t, records[start:end], stamps[end - 1])
+                        run = records[start:end]
+                        self._file_run(tp, t, run, stamps[start:end], stamps[end - 1])
                     start = end
             else:
                 for ts, m in zip(stamps, records, strict=True):
-                    self._file_run(tp, ts - ts % interval + interval, [m], ts)
+                    self._file_run(tp, ts - ts % interval + interval, [m], [ts], ts)
 
-    def _file_run(self, tp: TP, t: int, records: list[Message], newest: int) -> None:
+    def _file_run(
+        self, tp: TP, t: int, records: list[Message], stamps: list[int], newest: int
+    ) -> None:
         self.open.position[tp] = records[-1].offset() + 1
         self.clock.saw(tp, newest)
         done = self.closed.get(tp)
@@ -202,67 +206,129 @@ class SourceStage(StageRuntime):
             if placed is None:
                 return
             t = placed
-        self.open.bucket(t, tp, records[0].offset(), Columns).add(records, tp[0] in self.keyed)
+        self.open.bucket(t, tp, records[0].offset(), Columns).add(records, stamps)
 
-    def take(self, t: int, tps: tuple[TP, ...]) -> dict[Node, Batch | None]:
-        """Batch t's records of partitions tps, deserialized, as the source nodes' values."""
+    def take(self, t: int, tps: tuple[TP, ...]) -> tuple[Inputs, list[SourceTask]]:
+        """Batch t's records of partitions tps, deserialized, a task per partition; and
+        the source nodes' values for a batch without records (the template)."""
         by_tp = self.open.take(t, tps)
-        values: dict[Node, Batch | None] = {n: [] for n in self.stage.sources}
-        for (topic, p), cols in sorted(by_tp.items()):
-            for node, kdec, vdec in self.readers.get(topic, ()):
-                values[node].extend(self._decode(topic, p, cols, kdec, vdec))  # type: ignore[union-attr]
-        return values
+        tasks = [
+            SourceTask(tp, cols, self.readers.get(tp[0], []), t)
+            for tp, cols in sorted(by_tp.items())
+        ]
+        return self.template, tasks
 
-    def _decode(self, topic: str, p: int, cols: Columns, kdec, vdec) -> Batch:
+
+class SourceTask(TaskBatch):
+    """A partition's records of a batch: decoded for every source node that reads its
+    topic; a record that any of them cannot decode is poison for all of them."""
+
+    def __init__(self, tp: TP, cols: Columns, readers: list[tuple[Node, Any, Any]], t: int):
+        super().__init__(tp, t)
+        self.cols = cols
+        self.readers = readers
+        self.records = len(cols.values)
+        self.kept: list[int] | None = None  # the records that decoded, if not all
+        self.decoded: dict[Node, Batch] = {}  # per source node, aligned with kept
+        self._offsets: list[int] | None = None
         try:
-            values = list(map(vdec, cols.values))
-            if kdec is None:
-                return values
-            return list(zip(map(kdec, cols.keys), values, strict=True))
+            for node, kdec, vdec in readers:
+                values = list(map(vdec, cols.values))
+                if kdec is not None:
+                    values = list(zip(map(kdec, cols.keys), values, strict=True))
+                self.decoded[node] = values
         except Exception:
-            return self._decode_each(topic, p, cols, kdec, vdec)
+            self._decode_each()
+        self.size = self.records if self.kept is None else len(self.kept)
 
-    def _decode_each(self, topic: str, p: int, cols: Columns, kdec, vdec) -> Batch:
-        """The slow path after a failure: find the culprits, keep the rest."""
-        out: Batch = []
-        keys = cols.keys or [None] * len(cols.values)
-        for raw_v, raw_k, offset in zip(cols.values, keys, cols.offsets(), strict=True):
+    def _decode_each(self) -> None:
+        """The slow path after a failure: find the records that do not decode."""
+        cols = self.cols
+        self.kept = []
+        self.decoded = {node: [] for node, _, _ in self.readers}
+        for j, (raw_v, raw_k) in enumerate(zip(cols.values, cols.keys, strict=True)):
+            row = []
             try:
-                v = None if raw_v is None else vdec(raw_v)
-                out.append(v if kdec is None else (None if raw_k is None else kdec(raw_k), v))
+                for node, kdec, vdec in self.readers:
+                    serde = ("value_serde", node.op.value_serde)  # type: ignore[attr-defined]
+                    v = None if raw_v is None else vdec(raw_v)
+                    if kdec is not None:
+                        serde = ("key_serde", node.op.key_serde)  # type: ignore[attr-defined]
+                        v = (None if raw_k is None else kdec(raw_k), v)
+                    row.append(v)
             except Exception as e:
-                where = f"{topic}[{p}]@{offset}"
-                if self.settings.on_error == "fail":
-                    raise PoisonRecordError(f"cannot deserialize {where}: {e!r}") from e
-                self.dropped += 1
-                log.warning("skipping record %s: cannot deserialize: %r", where, e)
-        return out
+                where = f"{node.name} ({serde[0]}={serde[1]})"
+                self.letters.append(self._letter(j, "deserialize", e, where))
+                continue
+            self.kept.append(j)
+            for (node, _, _), v in zip(self.readers, row, strict=True):
+                self.decoded[node].append(v)
+
+    def inputs(self) -> Inputs:
+        if not self.dead:
+            return self.decoded  # type: ignore[return-value]
+        dead = self.dead
+        return {
+            node: [v for i, v in enumerate(values) if i not in dead]
+            for node, values in self.decoded.items()
+        }
+
+    def unit(self, i: int) -> Inputs:
+        return {node: [values[i]] for node, values in self.decoded.items()}
+
+    def letter(self, i: int, reason: str, error: BaseException, operator: str | None):
+        return self._letter(i if self.kept is None else self.kept[i], reason, error, operator)
+
+    def _letter(self, j: int, reason: str, error: BaseException, operator: str | None):
+        """The dead letter of the j-th record taken in."""
+        cols = self.cols
+        if self._offsets is None:
+            self._offsets = cols.offsets()
+        stamp = cols.stamps[j]
+        return DeadLetter.of(
+            reason,
+            error,
+            operator,
+            topic=self.tp[0],
+            partition=self.tp[1],
+            offset=self._offsets[j],
+            key=cols.keys[j],
+            value=cols.values[j],
+            timestamp=stamp if stamp >= 0 else self.t,
+            batch=self.t,
+            headers=cols.headers[j],
+        )
 
 
 class Columns:
     """A run of source records as plain columns. Holding bytes and ints rather than
-    Message objects keeps buffered backlogs out of the garbage collector's way."""
+    Message objects keeps buffered backlogs out of the garbage collector's way. Keys,
+    headers and timestamps are kept for every record: a poison record goes to the
+    dead-letter topic as it was read."""
 
-    __slots__ = ("keys", "runs", "values")
+    __slots__ = ("headers", "keys", "runs", "stamps", "values")
 
     def __init__(self) -> None:
         self.values: list[bytes | None] = []
-        self.keys: list[bytes | None] = []  # only for keyed sources
+        self.keys: list[bytes | None] = []
+        self.headers: list[list[tuple[str, bytes | None]] | None] = []
+        self.stamps: list[int] = []  # timestamps (ms)
         # offsets, as (first, count) for a gapless run, or the run's list of offsets
         self.runs: list[tuple[int, int] | list[int]] = []
 
-    def add(self, records: list[Message], keyed: bool) -> None:
+    def add(self, records: list[Message], stamps: list[int]) -> None:
         self.values.extend(map(_value, records))
+        self.keys.extend(map(_key, records))
+        self.headers.extend(map(_headers, records))
+        self.stamps.extend(stamps)
         first, last = records[0].offset(), records[-1].offset()
         if last - first + 1 == len(records):
             self.runs.append((first, len(records)))
         else:  # gaps (transaction markers, compaction): keep every offset
             self.runs.append(list(map(_offset, records)))
-        if keyed:
-            self.keys.extend(map(_key, records))
 
     def offsets(self) -> list[int]:
-        """Every record's offset (only needed to report a bad record)."""
+        """Every record's offset (only needed to dead-letter a record)."""
         out: list[int] = []
         for run in self.runs:
             out.extend(run if isinstance(run, list) else range(run[0], run[0] + run[1]))
@@ -309,25 +375,81 @@ class ExchangeStage(StageRuntime):
                 if placed is None:
                     continue
                 t = placed
-            self.open.bucket(t, tp, m.offset()).append((side, payload))
+            self.open.bucket(t, tp, m.offset()).append((side, payload, m.offset()))
 
-    def take(self, t: int, tps: tuple[TP, ...]) -> dict[Node, Batch | None]:
+    def take(self, t: int, tps: tuple[TP, ...]) -> tuple[Inputs, list[ExchangeTask]]:
+        """Batch t's records of partitions tps, a task per partition, and the side nodes'
+        values for a task without records: [] for a side some upstream task wrote in this
+        batch (markers say so), None (no result) for the others."""
         by_tp = self.open.take(t, tps)
         emitted = self.emitted.get(t, set())
         if self.closer.closed_through is not None and t <= self.closer.closed_through:
             self.emitted.pop(t, None)
             self.clock.forget_through(t)
-        values: dict[Node, Batch | None] = {
+        template: Inputs = {
             n: ([] if key in emitted else None) for key, n in self.side_nodes.items()
         }
-        for (topic, _), records in sorted(by_tp.items()):
-            for side, record in records:
-                node = self.side_nodes[(topic, side)]
-                batch = values[node]
+        # every partition of the run has a task, records or not: state ops run every batch
+        tasks = [ExchangeTask(tp, by_tp.get(tp, []), self.side_nodes, t) for tp in sorted(tps)]
+        return template, tasks
+
+
+class ExchangeTask(TaskBatch):
+    """A repartition partition's records of a batch: (side, intermediate record, offset)."""
+
+    def __init__(self, tp: TP, records: list, side_nodes: dict[tuple[str, int], Node], t: int):
+        super().__init__(tp, t)
+        self.rows = records
+        self.nodes = {side: n for (topic, side), n in side_nodes.items() if topic == tp[0]}
+        self.records = self.size = len(records)
+
+    def inputs(self) -> Inputs:
+        out: dict[Node, Batch | None] = {}
+        dead, nodes = self.dead, self.nodes
+        for i, (side, payload, _) in enumerate(self.rows):
+            if i not in dead:
+                node = nodes[side]
+                batch = out.get(node)
                 if batch is None:
-                    batch = values[node] = []
-                batch.append(record)
-        return values
+                    batch = out[node] = []
+                batch.append(payload)
+        return out
+
+    def unit(self, i: int) -> Inputs:
+        side, payload, _ = self.rows[i]
+        return {self.nodes[side]: [payload]}
+
+    def letter(self, i: int, reason: str, error: BaseException, operator: str | None):
+        side, payload, offset = self.rows[i]
+        return DeadLetter.of(
+            reason,
+            error,
+            operator,
+            topic=self.tp[0],
+            partition=self.tp[1],
+            offset=offset,
+            key=None,
+            value=exchange.encode(self.t, side, payload),
+            timestamp=self.t,
+            batch=self.t,
+        )
+
+    def late(self, node: Node, record: Any, why: str) -> DeadLetter:
+        """A record a `late="dlq"` operator turned away (it combines a key's records of
+        the batch, so it has no offset of its own)."""
+        return DeadLetter(
+            "late",
+            "LateRecord",
+            why,
+            operator_name(node),
+            self.tp[0],
+            self.tp[1],
+            None,
+            None,
+            exchange.encode(self.t, 0, record),
+            self.t,
+            self.t,
+        )
 
 
 def upstream_tasks(stage: Stage, partitions: dict[str, int]) -> int:

@@ -44,6 +44,15 @@ from kstream.kafka.config import consumer_config
 from kstream.observe.observer import Observer
 from kstream.ops.stateful import Stateful
 from kstream.plan import Plan, compile_plan
+from kstream.poison import (
+    DeadLetter,
+    Poison,
+    failure,
+    merge_inputs,
+    merge_values,
+    poisonous,
+    stuck,
+)
 from kstream.serde import serializer
 from kstream.stages import (
     ExchangeStage,
@@ -123,6 +132,16 @@ class Worker:
         wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
         admin.ensure(wanted, known, self.app.settings.replication_factor, {})
         self.exchange_partitions = wanted
+        self.dlq_topic = self.plan.dlq_topic
+        if self.dlq_topic is not None and self.dlq_topic not in known:  # any size will do
+            admin.ensure({self.dlq_topic: 1}, known, self.app.settings.replication_factor, {})
+        self.poison = Poison(
+            self.app.app_id, self.app.settings.on_error, self.dlq_topic, self.observer.metrics
+        )
+        for s in self.plan.stages:  # late="dlq" operators hand their late records over
+            for n in s.nodes:
+                if getattr(n.op, "late", None) == "dlq" and hasattr(n.op, "rejected"):
+                    n.op.rejected = []  # type: ignore[attr-defined]
         self._prepare_state(admin, known, wanted)
         self.partitions = {**known, **wanted}
         self._build_stages()
@@ -447,37 +466,100 @@ class Worker:
 
     def _evaluate(
         self, stage: StageRuntime, t: int, tps: tuple[TP, ...]
-    ) -> tuple[dict[Node, Batch | None], int]:
+    ) -> tuple[dict[Node, Batch | None], int, list[DeadLetter]]:
         """Run batch t over partitions tps: in one go, or task by task where operators
-        keep state (each task has its own stores). Returns the values and input count."""
+        keep state (each task has its own stores); a batch that raises is taken apart
+        (kstream/poison.py). Returns the values, the input count and the poison records."""
         nodes = stage.stage.nodes
-        stateful = [n for n in nodes if isinstance(n.op, Stateful)]
-        if not stateful:
-            inputs = stage.take(t, tps)
-            return evaluate(nodes, t, inputs), sum(len(v) for v in inputs.values() if v)
         body = [n for n in nodes if not n.op.is_sink]
-        merged: dict[Node, Batch | None] = {}
-        count = 0
-        for topic, p in tps:
-            inputs = stage.take(t, ((topic, p),))
-            count += sum(len(v) for v in inputs.values() if v)
-            position = stage.open.position.get((topic, p), 0)
-            self._dirty.update(self.stores.bind(topic, p, t, position))
-            fed_elsewhere = {n: None for n in stateful if n not in self.stores.nodes.get(topic, ())}
-            for node, value in evaluate(body, t, {**inputs, **fed_elsewhere}).items():
-                if value is not None:
-                    merged[node] = [*(merged.get(node) or []), *value]
-                else:
-                    merged.setdefault(node, None)
         sinks = [n for n in nodes if n.op.is_sink]
-        return {**merged, **evaluate(sinks, t, merged)}, count
+        template, tasks = stage.take(t, tps)
+        count = sum(task.records for task in tasks)
+        if any(isinstance(n.op, Stateful) for n in nodes):
+            run = lambda: self._run_stateful(stage, body, t, template, tasks)  # noqa: E731
+        else:
+            run = lambda: self.poison.isolate(body, t, template, tasks)  # noqa: E731
+        values = run()
+        try:
+            values = {**values, **evaluate(sinks, t, values)}
+        except Exception as e:
+            if not poisonous(e):
+                raise
+            # which records a sink failed on is unknown: all of the batch is poison, its
+            # state changes are undone, and it runs again without them
+            n = 0
+            for task in tasks:
+                for store in task.stores:
+                    store.rollback()
+                task.letters = [x for x in task.letters if x.reason != "late"]
+                n += task.kill_all(e)
+            self.poison.note(
+                f"batch {t} failed in a sink ({failure(e)}): all {n} records of the batch "
+                f"are poison (on_error={self.app.settings.on_error})"
+            )
+            values = run()
+            try:
+                values = {**values, **evaluate(sinks, t, values)}
+            except Exception as again:
+                if not poisonous(again):
+                    raise
+                raise stuck(again, t, "the sinks") from again
+        return values, count, [x for task in tasks for x in task.letters]
+
+    def _run_stateful(self, stage: StageRuntime, body: list[Node], t: int, template, tasks):
+        """The body of a stage that keeps state, task by task over the task's stores. A
+        record cannot run alone there without changing the state: a task that raises is
+        rolled back, all of its batch is poison, and it runs again without input."""
+        stateful = [n for n in body if isinstance(n.op, Stateful)]
+        results = []
+        for task in tasks:
+            topic, p = task.tp
+            position = stage.open.position.get((topic, p), 0)
+            task.stores = self.stores.bind(topic, p, t, position)
+            self._dirty.update(task.stores)
+            for store in task.stores:
+                store.savepoint()
+            fed = self.stores.nodes.get(topic, ())
+            fed_elsewhere = {n: None for n in stateful if n not in fed}
+            try:
+                inputs = merge_inputs(template, [task.inputs()])
+                values = evaluate(body, t, {**inputs, **fed_elsewhere})
+            except Exception as e:
+                if not poisonous(e):
+                    raise
+                for store in task.stores:
+                    store.rollback()
+                for n in stateful:
+                    if getattr(n.op, "rejected", None):
+                        n.op.rejected.clear()  # type: ignore[attr-defined]
+                k = task.kill_all(e)
+                self.poison.note(
+                    f"batch {t} of {task.where()} failed in a stage that keeps state "
+                    f"({failure(e)}): its state changes are undone and all {k} of its "
+                    f"records are poison (on_error={self.app.settings.on_error})"
+                )
+                try:  # as if it had no input
+                    values = evaluate(body, t, {**merge_inputs(template, []), **fed_elsewhere})
+                except Exception as again:
+                    if not poisonous(again):
+                        raise
+                    for store in task.stores:
+                        store.rollback()
+                    raise stuck(again, t, task.where()) from again
+            for n in stateful:
+                rejected = getattr(n.op, "rejected", None)
+                if rejected:
+                    task.letters.extend(task.late(n, record, why) for record, why in rejected)
+                    rejected.clear()
+            results.append(values)
+        return merge_values(results)
 
     def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
         began = time.time()
-        dropped = stage.dropped
-        values, count = self._evaluate(stage, t, tps)
-        if stage.dropped > dropped:  # records that could not be deserialized
-            self.observer.metrics.error("deserialize", stage.dropped - dropped)
+        values, count, letters = self._evaluate(stage, t, tps)
+        if letters:  # dead letters go out with the batch's outputs (its transaction)
+            self.poison.handle(letters, self._send_dead_letter)
+        self.poison.tick()
         for node in stage.stage.sinks:
             records = values.get(node)
             if records:
@@ -500,6 +582,20 @@ class Worker:
             # previous look at due batches (it was not due then: its records had not come).
             could_run = max(t / 1000 + self.app.settings.allowed_lateness, self._due_since)
             self.observer.batch(t, count, time.time() - began, max(0.0, began - could_run))
+
+    def _send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
+        """A poison record to the dead-letter topic, through the producer of the step's
+        outputs: flushed with them (in their transaction) before the offsets move on."""
+        producer = self.producer
+        headers = letter.kafka_headers(self.app.app_id)
+        while True:
+            try:
+                producer.produce(  # type: ignore[union-attr]
+                    topic, letter.value, letter.key, timestamp=letter.timestamp, headers=headers
+                )
+                return
+            except BufferError:
+                producer.poll(0.05)  # type: ignore[union-attr]
 
     def _produce_outputs(self, topic: str, records: list, t: int, kser, vser) -> None:
         send = self._send

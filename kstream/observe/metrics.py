@@ -143,13 +143,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "kstream_errors_total",
         "counter",
         ("kind",),
-        "Errors seen by the worker, by kind: consumer, deserialize or produce.",
+        "Errors seen by the worker, by kind: consumer, produce, restart, and poison "
+        "records (deserialize, function) whatever the on_error policy.",
     ),
     MetricSpec(
         "kstream_dlq_records_total",
         "counter",
-        ("topic",),
-        "Records sent to the dead-letter queue, by the input topic they were read from.",
+        ("topic", "reason"),
+        "Records sent to the dead-letter topic, by the input topic they were read from "
+        "and why: deserialize, function or late.",
     ),
     MetricSpec(
         "kstream_ready",
@@ -207,8 +209,8 @@ class Metrics:
     def late_records(self, topic: str, n: int) -> None:
         self._child("kstream_late_records_total", topic).inc(n)
 
-    def dlq(self, topic: str, n: int) -> None:
-        self._child("kstream_dlq_records_total", topic).inc(n)
+    def dlq(self, topic: str, reason: str, n: int = 1) -> None:
+        self._child("kstream_dlq_records_total", topic, reason).inc(n)
 
     # -- batches and time ------------------------------------------------------------
 

@@ -288,8 +288,10 @@ class ReduceByKeyAndSession(Stateful):
     its session may have closed and been emitted. That happens only when an older batch
     is run after a newer one (a replay). late="join": the record joins the key's open
     session (or starts one, which closes as soon as its gap has passed); "drop": it is
-    counted in `late_records` and dropped; "dlq": the same for now, with a warning (no
-    dead-letter topic is written yet).
+    counted in `late_records` and dropped; "dlq": counted too, and on Kafka sent to the
+    dead-letter topic (kstream/poison.py) as the pickled (key, value) this operator
+    received — the key's late records of the batch, combined — with the repartition
+    topic and partition it came from (a local run drops it, with a warning).
 
     Store: ("k", key) -> [start, last, value]; ("d", T) -> keys whose session closes at T
     if not extended; META -> {"clock": newest batch run, "due": sorted close times}.
@@ -302,6 +304,9 @@ class ReduceByKeyAndSession(Stateful):
         self.gap_ms = gap_ms
         self.late = late
         self.late_records = 0  # a metric (records counted under drop/dlq), not state
+        # late="dlq" on Kafka: the worker sets a list, collects (record, why) after each
+        # batch and sends them to the dead-letter topic; None drops them (local runs)
+        self.rejected: list[tuple[Any, str]] | None = None
 
     def describe(self) -> str:
         return f"{self.kind}({_fmt(self.gap_ms)})"
@@ -311,9 +316,9 @@ class ReduceByKeyAndSession(Stateful):
 
     def _late(self, n: int, t: int) -> None:
         self.late_records += n
-        if self.late == "dlq":
+        if self.late == "dlq" and self.rejected is None:
             log.warning(
-                "%s: %d late record(s) of batch %s dropped (no dead-letter topic yet)",
+                "%s: %d late record(s) of batch %s dropped (no dead-letter topic in a local run)",
                 self.kind,
                 n,
                 _fmt(t),
@@ -342,6 +347,15 @@ class ReduceByKeyAndSession(Stateful):
             elif (s is not None) or (clock is not None and t < clock):
                 if self.late != "join":
                     late += 1
+                    if self.late == "dlq" and self.rejected is not None:
+                        why = (
+                            f"batch {_fmt(t)} is older than its key's open session "
+                            f"(last record at {_fmt(s[1])})"
+                            if s is not None
+                            else f"batch {_fmt(t)} is older than the newest batch run "
+                            f"({_fmt(clock)}): its session may have been emitted"
+                        )
+                        self.rejected.append(((k, v), why))
                     continue
                 s = [t, t, v] if s is None else [min(s[0], t), s[1], fn(s[2], v)]
             else:

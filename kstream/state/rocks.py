@@ -20,6 +20,7 @@ SHAPE = META + b"shape"
 # The newest batch whose changes the store holds, and how far its input had been read then
 BATCH_THROUGH = META + b"batch-through"
 _DELETED = object()
+_ABSENT = object()  # in an undo log: the key had no pending change
 
 
 def dumps(obj: Any) -> bytes:
@@ -34,11 +35,39 @@ class RocksStore(Store):
         self.db = Rdict(path, Options(raw_mode=True))
         self.pending: dict[bytes, Any] = {}  # this batch's changes, by encoded key
         self.pending_batch: bytes | None = None
+        # since the savepoint: each pending key touched, and its pending value before
+        self._undo: dict[bytes, Any] | None = None
+
+    # -- savepoints (a failed batch is rolled back, see kstream/poison.py) ---------------
+    def savepoint(self) -> None:
+        """From here on, changes can be rolled back. A pending value of an earlier batch
+        is copied when the batch first touches it, so changing it in place (an operator
+        may) leaves the original for a rollback."""
+        self._undo = {}
+
+    def rollback(self) -> None:
+        """Undo the changes since the savepoint (which stays in place)."""
+        undo, self._undo = self._undo, {}
+        for k, old in (undo or {}).items():
+            if old is _ABSENT:
+                self.pending.pop(k, None)
+            else:
+                self.pending[k] = old
+
+    def _touch(self, k: bytes) -> None:
+        undo = self._undo
+        if undo is None or k in undo:
+            return
+        old = self.pending.get(k, _ABSENT)
+        undo[k] = old
+        if old is not _ABSENT and old is not _DELETED:
+            self.pending[k] = pickle.loads(dumps(old))
 
     # -- the Store interface ---------------------------------------------------------
     def get(self, key: Hashable, default: Any = None) -> Any:
         k = dumps(key)
         if k in self.pending:
+            self._touch(k)
             value = self.pending[k]
             return default if value is _DELETED else value
         raw = self.db.get(k)
@@ -46,6 +75,10 @@ class RocksStore(Store):
 
     def get_many(self, keys: Iterable[Hashable]) -> list[Any]:
         encoded = [dumps(k) for k in keys]
+        if self._undo is not None:
+            for k in encoded:
+                if k in self.pending:
+                    self._touch(k)
         stored = self.db[[k for k in encoded if k not in self.pending]] if encoded else []
         it = iter(stored)
         out = []
@@ -59,12 +92,21 @@ class RocksStore(Store):
         return out
 
     def put(self, key: Hashable, value: Any) -> None:
-        self.pending[dumps(key)] = value
+        k = dumps(key)
+        if self._undo is not None and k not in self._undo:
+            self._undo[k] = self.pending.get(k, _ABSENT)
+        self.pending[k] = value
 
     def delete(self, key: Hashable) -> None:
-        self.pending[dumps(key)] = _DELETED
+        k = dumps(key)
+        if self._undo is not None and k not in self._undo:
+            self._undo[k] = self.pending.get(k, _ABSENT)
+        self.pending[k] = _DELETED
 
     def items(self) -> Iterator[tuple[Hashable, Any]]:
+        if self._undo is not None:
+            for k in list(self.pending):
+                self._touch(k)
         seen = set()
         out = []
         for k, raw in self.db.items():
@@ -103,6 +145,7 @@ class RocksStore(Store):
 
     def commit(self, changelog_next: int | None) -> None:
         """Write the batch's changes and the changelog position in one WriteBatch."""
+        self._undo = None
         if not self.pending and changelog_next is None and self.pending_batch is None:
             return
         wb = WriteBatch(raw_mode=True)

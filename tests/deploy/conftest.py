@@ -53,7 +53,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "kstream_commit_seconds": ("histogram", ()),
     "kstream_rebalances_total": ("counter", ("kind",)),
     "kstream_errors_total": ("counter", ("kind",)),
-    "kstream_dlq_records_total": ("counter", ("topic",)),
+    "kstream_dlq_records_total": ("counter", ("topic", "reason")),
     "kstream_ready": ("gauge", ()),
     "kstream_batch_interval_seconds": ("gauge", ()),
 }

@@ -1,4 +1,5 @@
-"""A record that cannot be deserialized is reported with its place and skipped."""
+"""A record that cannot be deserialized is reported with its place and skipped (under
+on_error="skip"; the default, "dlq", is in test_poison.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_undecodable_record_is_logged_and_the_rest_is_processed(
         [(None, b"a b", now), (None, b"\xff\xfe not utf-8", now + 1), (None, b"b c", now + 2)],
     )
     log = tmp_path / "w.log"
-    env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output}
+    env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output, "KSTREAM_ON_ERROR": "skip"}
     worker = spawn_worker("wordcount.py", app_id, bootstrap, log, env)
 
     def counted() -> Counter:

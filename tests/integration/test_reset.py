@@ -47,6 +47,7 @@ def test_reset_deletes_offsets_internal_topics_and_state(bootstrap, topics, app_
     )
     assert r.returncode == 0, r.stderr
     assert f"deleted internal topic {repartition}" in r.stdout
+    assert f"deleted dead-letter topic {app_id}-dlq" in r.stdout
     assert not (state / app_id).exists()
     deadline = time.monotonic() + 10
     while repartition in Admin(bootstrap, {}).partitions() and time.monotonic() < deadline:

@@ -46,12 +46,14 @@ def test_records_and_topic_labels():
     m.records_consumed("other", 1)
     m.records_produced("word-counts", 7)
     m.late_records("lines", 2)
-    m.dlq("lines", 3)
+    m.dlq("lines", "function", 3)
+    m.dlq("lines", "deserialize")
     assert value(m, "kstream_records_consumed_total", topic="lines") == 15
     assert value(m, "kstream_records_consumed_total", topic="other") == 1
     assert value(m, "kstream_records_produced_total", topic="word-counts") == 7
     assert value(m, "kstream_late_records_total", topic="lines") == 2
-    assert value(m, "kstream_dlq_records_total", topic="lines") == 3
+    assert value(m, "kstream_dlq_records_total", topic="lines", reason="function") == 3
+    assert value(m, "kstream_dlq_records_total", topic="lines", reason="deserialize") == 1
 
 
 def test_batch_completed_updates_histograms_and_last_batch_time():

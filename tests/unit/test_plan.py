@@ -64,6 +64,24 @@ def test_describe_of_a_word_count():
     assert [s["writes"] for s in d["stages"]] == [[topic], ["word-counts"]]
     assert d["stages"][0]["operators"] == ["source(lines)", "flat_map", "map"]
     assert d["stages"][1]["operators"] == ["reduce_by_key", "to(word-counts)"]
+    assert d["dlq_topic"] == "wc-dlq"
+
+
+def test_the_dead_letter_topic_is_there_when_something_may_go_to_it():
+    def dlq(**settings):
+        app = kstream.App("d", batch_interval=1.0, **settings)
+        return app.stream("t").map(lambda kv: (kv, 1)), app
+
+    s, app = dlq(on_error="skip")
+    s.to("out")
+    assert compile_plan(app).dlq_topic is None
+    assert app.describe()["dlq_topic"] is None
+    s, app = dlq(on_error="fail")
+    s.reduce_by_key_and_session(operator.add, 2.0, late="dlq").to("out")
+    assert compile_plan(app).dlq_topic == "d-dlq"  # late="dlq" needs it whatever on_error
+    s, app = dlq()
+    s.to("out")
+    assert compile_plan(app).dlq_topic == "d-dlq"
 
 
 def test_a_keyed_source_needs_no_shuffle():

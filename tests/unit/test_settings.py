@@ -59,7 +59,7 @@ def test_settings_are_kept():
 
 def test_setting_defaults():
     s = kstream.App("t").settings
-    assert (s.time, s.late, s.guarantee, s.on_error) == ("event", "join", "at-least-once", "skip")
+    assert (s.time, s.late, s.guarantee, s.on_error) == ("event", "join", "at-least-once", "dlq")
     assert s.brokers is None
     assert s.repartition_partitions is None
 
@@ -79,6 +79,14 @@ def test_setting_defaults():
 def test_bad_choices(name, value):
     with pytest.raises(ConfigError, match=f"{name}="):
         kstream.App("t", **{name: value})
+
+
+def test_on_error_choices_and_message():
+    for policy in ("dlq", "skip", "fail"):
+        assert kstream.App("t", on_error=policy).settings.on_error == policy
+    with pytest.raises(ConfigError) as e:
+        kstream.App("t", on_error="drop")
+    assert str(e.value) == "on_error='drop': choose one of dlq, skip, fail"
 
 
 @pytest.mark.parametrize(

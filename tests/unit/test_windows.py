@@ -473,6 +473,20 @@ def test_late_records_dropped_and_counted(late, caplog):
     assert (len(warned) == 1) == (late == "dlq")
 
 
+def test_late_dlq_hands_the_late_records_over_when_a_worker_collects_them(caplog):
+    op = session_op("dlq")
+    op.rejected = []  # what a worker does; it sends them to the dead-letter topic
+    op.apply([[("a", 1)]], 5000)
+    with caplog.at_level(logging.WARNING, logger="kstream.ops.windows"):
+        assert op.apply([[("a", 10), ("b", 1)]], 3000) == []
+    assert [record for record, _ in op.rejected] == [("a", 10), ("b", 1)]
+    why = dict(op.rejected)
+    assert "older than its key's open session" in why[("a", 10)]
+    assert "older than the newest batch run" in why[("b", 1)]
+    assert op.late_records == 2
+    assert not [r for r in caplog.records if "late record" in r.getMessage()]
+
+
 def test_records_in_batch_order_are_never_late():
     app, s = queue([[("a", 1)], [("a", 1)], [("a", 1)]])
     stream = s.reduce_by_key_and_session(operator.add, 1, late="drop")

@@ -1,0 +1,508 @@
+"""Poison records without a broker: a worker whose Kafka clients are stand-ins runs
+batches of real `Message`s; what it would produce (outputs, dead letters) is recorded."""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+import pickle
+
+import pytest
+from confluent_kafka import Message
+
+import kstream
+from kstream.graph import evaluate, failed_node
+from kstream.kafka import exchange
+from kstream.poison import PoisonRecordError
+from kstream.state.rocks import RocksStore
+from kstream.worker import Worker
+
+T = 10_000  # the batch (ms): records stamped 9_000 .. 9_999
+
+
+class FakeProducer:
+    def __init__(self, full_once: bool = False):
+        self.sent: list[dict] = []
+        self.full_once = full_once
+        self.polls = 0
+
+    def produce(self, topic, value=None, key=None, partition=-1, timestamp=0, headers=None):
+        if self.full_once:
+            self.full_once = False
+            raise BufferError("queue full")
+        self.sent.append(
+            dict(
+                topic=topic,
+                value=value,
+                key=key,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+            )
+        )
+
+    def poll(self, timeout=0):
+        self.polls += 1
+
+    def to(self, topic: str) -> list[dict]:
+        return [r for r in self.sent if r["topic"] == topic]
+
+
+class FakeAdmin:
+    known: dict[str, int] = {}
+    created: dict[str, int] = {}
+
+    def __init__(self, brokers, kafka):
+        pass
+
+    def partitions(self):
+        return dict(self.known)
+
+    def require(self, topics, role, known):
+        assert all(t in known for t in topics)
+
+    def ensure(self, wanted, known, replication, config):
+        FakeAdmin.created.update(wanted)
+
+
+def offline_worker(monkeypatch, app, known: dict[str, int], producer=None) -> Worker:
+    """A prepared worker that talks to no broker."""
+    monkeypatch.setattr("kstream.worker.Admin", FakeAdmin)
+    FakeAdmin.known, FakeAdmin.created = known, {}
+    w = Worker(app, brokers="127.0.0.1:1")
+    w.prepare()
+    w.producer = producer or FakeProducer()
+    return w
+
+
+def msg(topic, p, offset, value, key=None, ts=None, headers=None) -> Message:
+    return Message(
+        topic=topic,
+        partition=p,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=headers,
+        timestamp=(1, 9_000 + offset if ts is None else ts),
+    )
+
+
+def feed(w: Worker, stage_index: int, msgs: list[Message]) -> None:
+    stage = w.stages[stage_index]
+    tps = sorted({(m.topic(), m.partition()) for m in msgs})
+    stage.assign(tps)
+    for topic in sorted({m.topic() for m in msgs}):
+        stage.ingest(topic, [m for m in msgs if m.topic() == topic], 20_000)
+
+
+def headers(record: dict) -> dict[str, str]:
+    return {k: v.decode() for k, v in record["headers"] if k.startswith("kstream.error.")}
+
+
+def metric(w: Worker, name: str, **labels) -> float | None:
+    return w.observer.metrics.registry.get_sample_value(name, {"app_id": w.app.app_id, **labels})
+
+
+def parse(record):
+    return (record["w"], 10 // record["n"])
+
+
+def json_error(raw: bytes) -> str:
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as e:
+        return str(e)
+    raise AssertionError(f"{raw!r} is valid JSON")
+
+
+def good(w: str, n: int) -> bytes:
+    return json.dumps({"w": w, "n": n}).encode()
+
+
+# -- the source stage ---------------------------------------------------------------------
+def source_app(**settings):
+    app = kstream.App("p", batch_interval=1.0, **settings)
+    app.stream("lines", value_serde="json").map(parse).to("out")
+    return app
+
+
+def test_culprits_are_isolated_and_dead_lettered_as_they_were_read(monkeypatch, tmp_path):
+    app = source_app(state_dir=str(tmp_path))
+    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1}, FakeProducer(full_once=True))
+    assert FakeAdmin.created == {"p-dlq": 1}
+    bad_json = b'{"w": "x", "n": '
+    msgs = [
+        msg("lines", 0, 0, good("a", 1), key=b"k0"),
+        msg("lines", 0, 1, bad_json, key=b"k1", headers=[("trace", b"t1")]),
+        msg("lines", 0, 2, good("b", 2)),
+        # a record that failed before (redriven): its old error headers are replaced
+        msg("lines", 0, 3, good("z", 0), headers=[("kstream.error.reason", b"old")]),
+        msg("lines", 0, 4, good("c", 5)),
+        msg("lines", 1, 0, good("d", 1)),
+        msg("lines", 1, 1, good("e", 0), key=b"ke", ts=9_500),
+    ]
+    feed(w, 0, msgs)
+    w._process(w.stages[0], T, (("lines", 0), ("lines", 1)))
+
+    out = [(r["key"], r["value"]) for r in w.producer.to("out")]
+    assert out == [(b"a", b"10"), (b"b", b"5"), (b"c", b"2"), (b"d", b"10")]
+    letters = w.producer.to("p-dlq")
+    assert [(r["key"], r["value"], r["timestamp"]) for r in letters] == [
+        (b"k1", bad_json, 9_001),
+        (None, good("z", 0), 9_003),
+        (b"ke", good("e", 0), 9_500),
+    ]
+    assert letters[0]["headers"][0] == ("trace", b"t1")  # the record's own headers first
+    common = {"kstream.error.batch": str(T), "kstream.error.app_id": "p"}
+    assert [headers(r) for r in letters] == [
+        {
+            "kstream.error.reason": "deserialize",
+            "kstream.error.type": "json.decoder.JSONDecodeError",
+            "kstream.error.message": json_error(bad_json),
+            "kstream.error.operator": "source-1 (value_serde=json)",
+            "kstream.error.topic": "lines",
+            "kstream.error.partition": "0",
+            "kstream.error.offset": "1",
+            "kstream.error.timestamp": "9001",
+            **common,
+        },
+        {
+            "kstream.error.reason": "function",
+            "kstream.error.type": "ZeroDivisionError",
+            "kstream.error.message": "integer division or modulo by zero",
+            "kstream.error.operator": f"map-2 ({__name__}.parse)",
+            "kstream.error.topic": "lines",
+            "kstream.error.partition": "0",
+            "kstream.error.offset": "3",
+            "kstream.error.timestamp": "9003",
+            **common,
+        },
+        {
+            "kstream.error.reason": "function",
+            "kstream.error.type": "ZeroDivisionError",
+            "kstream.error.message": "integer division or modulo by zero",
+            "kstream.error.operator": f"map-2 ({__name__}.parse)",
+            "kstream.error.topic": "lines",
+            "kstream.error.partition": "1",
+            "kstream.error.offset": "1",
+            "kstream.error.timestamp": "9500",
+            **common,
+        },
+    ]
+    assert [k for k, _ in letters[1]["headers"]].count("kstream.error.reason") == 1
+    assert metric(w, "kstream_errors_total", kind="deserialize") == 1
+    assert metric(w, "kstream_errors_total", kind="function") == 2
+    assert metric(w, "kstream_dlq_records_total", topic="lines", reason="function") == 2
+    assert metric(w, "kstream_dlq_records_total", topic="lines", reason="deserialize") == 1
+    assert metric(w, "kstream_batch_records_sum") == 7
+
+
+def test_a_batch_that_fails_only_with_its_records_together_is_dead_lettered_whole(
+    monkeypatch, tmp_path, caplog
+):
+    def pairs_only_alone(batch):  # "a" and "b" together are too much
+        if {"a", "b"} <= set(batch):
+            raise ValueError("a and b together")
+        return batch
+
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").transform(pairs_only_alone).to("out")
+    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    feed(
+        w,
+        0,
+        [
+            msg("lines", 0, 0, b"a"),
+            msg("lines", 0, 1, b"b"),
+            msg("lines", 0, 2, b"c"),
+            msg("lines", 1, 0, b"d"),
+        ],
+    )
+    with caplog.at_level(logging.WARNING, "kstream.poison"):
+        w._process(w.stages[0], T, (("lines", 0), ("lines", 1)))
+    assert [r["value"] for r in w.producer.to("out")] == [b"d"]
+    letters = w.producer.to("p-dlq")
+    assert [(r["value"], headers(r)["kstream.error.offset"]) for r in letters] == [
+        (b"a", "0"),
+        (b"b", "1"),
+        (b"c", "2"),
+    ]
+    assert {headers(r)["kstream.error.message"] for r in letters} == {"a and b together"}
+    assert "fails only with its records together" in caplog.text
+    assert "lines[0]" in caplog.text
+
+
+def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path, caplog):
+    app = source_app(state_dir=str(tmp_path), on_error="skip")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    assert w.dlq_topic is None and FakeAdmin.created == {}
+    feed(w, 0, [msg("lines", 0, i, good("a", i % 3)) for i in range(6)])
+    with caplog.at_level(logging.WARNING, "kstream.poison"):
+        w._process(w.stages[0], T, (("lines", 0),))
+    assert [r["value"] for r in w.producer.sent] == [b"10", b"5", b"10", b"5"]
+    # rate-limited: the first is named, the second waits for the period to end
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "skipping record lines[0]@0: map-2 (tests.unit.test_poison.parse) raised "
+        "ZeroDivisionError: integer division or modulo by zero"
+    ]
+    assert metric(w, "kstream_errors_total", kind="function") == 2
+    assert metric(w, "kstream_dlq_records_total", topic="lines", reason="function") is None
+    w.poison._logged -= 60
+    w.poison.tick()
+    assert "1 more poison record line(s) left out" in caplog.records[-1].getMessage()
+
+
+def test_fail_stops_with_one_line_naming_the_record(monkeypatch, tmp_path):
+    app = source_app(state_dir=str(tmp_path), on_error="fail")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    feed(w, 0, [msg("lines", 0, 0, good("a", 1)), msg("lines", 0, 1, b"not json")])
+    with pytest.raises(PoisonRecordError) as e:
+        w._process(w.stages[0], T, (("lines", 0),))
+    text = str(e.value)
+    assert "\n" not in text
+    assert text.startswith("poison record lines[0]@1 in batch 10000: cannot deserialize in ")
+    assert "JSONDecodeError" in text and "on_error=fail" in text
+    assert w.producer.sent == []
+
+
+def test_a_record_that_fails_for_one_of_two_readers_is_poison_for_both(monkeypatch, tmp_path):
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").to("raw")
+    app.stream("lines", value_serde="int").to("ints")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "raw": 1, "ints": 1})
+    feed(w, 0, [msg("lines", 0, 0, b"1"), msg("lines", 0, 1, b"x"), msg("lines", 0, 2, b"3")])
+    w._process(w.stages[0], T, (("lines", 0),))
+    assert [r["value"] for r in w.producer.to("raw")] == [b"1", b"3"]
+    assert [r["value"] for r in w.producer.to("ints")] == [b"1", b"3"]
+    (letter,) = w.producer.to("p-dlq")
+    assert headers(letter)["kstream.error.operator"] == "source-3 (value_serde=int)"
+
+
+def test_a_failing_sink_makes_the_whole_batch_poison_and_drops_its_outputs(monkeypatch, tmp_path):
+    seen = []
+
+    def sink(records):
+        seen.append(list(records))
+        if "boom" in records:
+            raise RuntimeError("cannot write")
+
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    s = app.stream("lines")
+    s.to("out")
+    s.foreach_batch(sink)
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    feed(w, 0, [msg("lines", 0, 0, b"ok"), msg("lines", 0, 1, b"boom")])
+    w._process(w.stages[0], T, (("lines", 0),))
+    assert w.producer.to("out") == []
+    assert [r["value"] for r in w.producer.to("p-dlq")] == [b"ok", b"boom"]
+    assert seen == [["ok", "boom"], []]  # then once more, without the batch's records
+    assert headers(w.producer.to("p-dlq")[0])["kstream.error.operator"].startswith(
+        "foreach_batch-3 ("
+    )
+
+
+def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tmp_path):
+    def broken(batch):
+        raise KeyError("config")
+
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").transform(broken).to("out")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    feed(w, 0, [msg("lines", 0, 0, b"a")])
+    with pytest.raises(PoisonRecordError, match="even without any input record"):
+        w._process(w.stages[0], T, (("lines", 0),))
+
+
+# -- stages after a shuffle ---------------------------------------------------------------
+def exchange_msgs(topic: str, p: int, records: list, tasks=(("lines", 0),)) -> list[Message]:
+    msgs = [msg(topic, p, i, exchange.encode(T, 0, r), ts=T) for i, r in enumerate(records)]
+    marker = exchange.encode_marker(T, tasks, (0,))
+    return [*msgs, msg(topic, p, len(records), marker, ts=T)]
+
+
+def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, tmp_path):
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    (
+        app.stream("lines")
+        .map(lambda w: (w, 1))
+        .reduce_by_key(operator.add)
+        .map(lambda kv: (kv[0], 6 // (kv[1] - 2)))
+        .to("out")
+    )
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    topic = "p-reduce_by_key-3-repartition"
+    assert w.exchange_partitions == {topic: 1}
+    feed(w, 1, exchange_msgs(topic, 0, [("a", 1), ("b", 2), ("c", 5)]))
+    w._process(w.stages[1], T, ((topic, 0),))
+    assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
+    (letter,) = w.producer.to("p-dlq")
+    assert letter["key"] is None
+    assert pickle.loads(letter["value"]) == (T, 0, ("b", 2))
+    h = headers(letter)
+    assert (h["kstream.error.topic"], h["kstream.error.partition"]) == (topic, "0")
+    assert h["kstream.error.offset"] == "1"
+    assert h["kstream.error.operator"].startswith("map-5 (")  # 4: the shuffle
+    assert h["kstream.error.type"] == "ZeroDivisionError"
+
+
+def stateful_app(tmp_path, fn):
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").map(lambda w: (w, 1)).update_state_by_key(fn).to("out")
+    return app
+
+
+def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monkeypatch, tmp_path):
+    def collect(values, state):  # changes its state in place, then fails
+        state = state if state is not None else []
+        state.extend(values)
+        if "bad" in values:
+            raise ValueError("bad value")
+        return state
+
+    app = stateful_app(tmp_path, collect)
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    topic = "p-update_state_by_key-3-repartition"
+    (node,) = w.stores.nodes[topic]
+    store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
+    stage = w.stages[1]
+    feed(w, 1, exchange_msgs(topic, 0, [("a", 1), ("b", 1)]))
+    w._process(stage, T, ((topic, 0),))
+    # a second batch in the same step: its changes sit on top of the first one's
+    nxt = [
+        msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, r), ts=T + 1000)
+        for i, r in enumerate([("a", 2), ("b", "bad")])
+    ]
+    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,))
+    stage.ingest(topic, [*nxt, msg(topic, 0, 5, marker, ts=T + 1000)], 20_000)
+    w._process(stage, T + 1000, ((topic, 0),))
+
+    outs = [(r["timestamp"], r["key"], r["value"]) for r in w.producer.to("out")]
+    assert outs == [
+        (T, b"a", b"[1]"),
+        (T, b"b", b"[1]"),
+        (T + 1000, b"a", b"[1]"),
+        (T + 1000, b"b", b"[1]"),
+    ]
+    letters = w.producer.to("p-dlq")
+    assert [pickle.loads(r["value"]) for r in letters] == [
+        (T + 1000, 0, ("a", 2)),
+        (T + 1000, 0, ("b", "bad")),
+    ]
+    assert {headers(r)["kstream.error.message"] for r in letters} == {"bad value"}
+    store.commit(None)  # what the first batch did, and the second without its input
+    assert dict(node.op.keyed_items()) == {"a": [1], "b": [1]}
+    store.close()
+
+
+def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
+    def boom(values, state):
+        if state is not None:
+            raise RuntimeError("state is broken")
+        return 1
+
+    app = stateful_app(tmp_path, boom)
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    topic = "p-update_state_by_key-3-repartition"
+    (node,) = w.stores.nodes[topic]
+    w.stores.open[(node, 0)] = w.stores._open(node, 0)
+    feed(w, 1, exchange_msgs(topic, 0, [("a", 1)]))
+    w._process(w.stages[1], T, ((topic, 0),))
+    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,))
+    w.stages[1].ingest(topic, [msg(topic, 0, 2, marker, ts=T + 1000)], 20_000)
+    with pytest.raises(PoisonRecordError, match=r"update_state_by_key-3 .*even without any input"):
+        w._process(w.stages[1], T + 1000, ((topic, 0),))
+    w.stores.close()
+
+
+def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path):
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path), on_error="skip")
+    app.stream("lines").map(lambda w: (w, 1)).reduce_by_key_and_session(
+        operator.add, 2.0, late="dlq"
+    ).to("out")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    assert w.dlq_topic == "p-dlq"
+    topic = "p-reduce_by_key_and_session-3-repartition"
+    (node,) = w.stores.nodes[topic]
+    w.stores.open[(node, 0)] = w.stores._open(node, 0)
+    stage = w.stages[1]
+    stage.assign([(topic, 0)])
+    offset = 0
+    for t, records in [(T + 1000, [("a", 1)]), (T, [("a", 5)])]:  # the second is late
+        batch = [
+            msg(topic, 0, offset + i, exchange.encode(t, 0, r), ts=t) for i, r in enumerate(records)
+        ]
+        offset += len(records) + 1
+        marker = msg(topic, 0, offset - 1, exchange.encode_marker(t, (("lines", 0),), (0,)), ts=t)
+        stage.ingest(topic, [*batch, marker], 20_000)
+        w._process(stage, t, ((topic, 0),))
+    (letter,) = w.producer.to("p-dlq")
+    assert pickle.loads(letter["value"]) == (T, 0, ("a", 5))
+    h = headers(letter)
+    assert h["kstream.error.reason"] == "late"
+    assert "kstream.error.offset" not in h
+    assert h["kstream.error.operator"].startswith("reduce_by_key_and_session-3 (")
+    assert "older than its key's open session" in h["kstream.error.message"]
+    assert metric(w, "kstream_dlq_records_total", topic=topic, reason="late") == 1
+    w.stores.close()
+
+
+# -- pieces ---------------------------------------------------------------------------------
+def test_evaluate_names_the_node_that_raised():
+    app = kstream.App("t", batch_interval=1.0)
+    app.queue_stream([[1, 0]]).map(lambda x: 1 // x).collect()
+    nodes = app.ordered_nodes()
+    with pytest.raises(ZeroDivisionError) as e:
+        evaluate(nodes, 1000, {})
+    assert failed_node(e.value) is nodes[1]
+
+
+def test_a_savepoint_protects_pending_values_changed_in_place(tmp_path):
+    store = RocksStore(str(tmp_path / "s"), ("c", 0))
+    store.put("a", [1])
+    store.put("gone", 1)
+    store.savepoint()
+    store.get("a").append(2)  # in place, as an operator may
+    store.put("b", 3)
+    store.delete("gone")
+    assert (store.get("a"), store.get("b"), store.get("gone")) == ([1, 2], 3, None)
+    store.rollback()
+    assert (store.get("a"), store.get("b"), store.get("gone")) == ([1], None, 1)
+    store.savepoint()
+    assert sorted(store.items()) == [("a", [1]), ("gone", 1)]
+    store.commit(None)
+    store.put("c", 1)  # no savepoint after a commit: nothing recorded
+    assert store._undo is None
+    store.close()
+
+
+def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypatch, tmp_path):
+    # a task with no records in a batch still runs it (its states are emitted), also
+    # when it is not the first task of the run
+    app = stateful_app(tmp_path, lambda values, state: sum(values) + (state or 0))
+    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    topic = "p-update_state_by_key-3-repartition"
+    assert w.exchange_partitions == {topic: 2}
+    (node,) = w.stores.nodes[topic]
+    stores = [w.stores._open(node, p) for p in (0, 1)]
+    for p in (0, 1):
+        w.stores.open[(node, p)] = stores[p]
+    tasks = (("lines", 0), ("lines", 1))
+    feed(
+        w,
+        1,
+        exchange_msgs(topic, 0, [("a", 1)], tasks) + exchange_msgs(topic, 1, [("b", 1)], tasks),
+    )
+    w.stages[1].closer.closed_through = T  # as the loop has it when it runs batch T
+    w._process(w.stages[1], T, ((topic, 0), (topic, 1)))
+    marker = exchange.encode_marker(T + 1000, tasks, (0,))
+    w.stages[1].ingest(
+        topic, [msg(topic, p, 2 + i, marker, ts=T + 1000) for p in (0, 1) for i in range(2)], 0
+    )
+    w.stages[1].closer.closed_through = T + 1000
+    w._process(w.stages[1], T + 1000, ((topic, 0), (topic, 1)))
+    outs = [(r["timestamp"], r["key"]) for r in w.producer.to("out")]
+    assert outs == [(T, b"a"), (T, b"b"), (T + 1000, b"a"), (T + 1000, b"b")]
+    for store in stores:
+        store.close()
