@@ -342,6 +342,9 @@ class ExchangeStage(StageRuntime):
         super().__init__(stage, interval_ms, settings)
         self.clock = MarkerClock(upstream)
         self.emitted: dict[int, set[tuple[str, int]]] = defaultdict(set)
+        # batch -> partition -> (writer, its tasks) of the markers that came, in order
+        self.finished: dict[int, dict[TP, list]] = defaultdict(lambda: defaultdict(list))
+        self.repeated = 0  # records dropped as repeats of a run already counted
         self.side_nodes = {(x.topic, i): n for x in stage.reads for i, n in enumerate(x.sides)}
 
     def partition_watermark(self, tp, now_ms):
@@ -360,22 +363,31 @@ class ExchangeStage(StageRuntime):
         for m in msgs:
             tp = (topic, m.partition())
             position[tp] = m.offset() + 1
-            t, side, payload = decode(m.value())
+            t, side, payload, writer = decode(m.value())
+            done = closed.get(tp)
             if side == exchange.MARKER:
                 tasks, sides = payload
                 self.clock.marker(tp, t, tasks)
                 self.emitted[t].update((topic, s) for s in sides)
+                if done is None or t > done:
+                    self.finished[t][tp].append((writer, frozenset(tasks)))
                 continue
             held = self.skip_through.get(tp)
             if held is not None and t <= held[0] and m.offset() < held[1]:
                 continue  # it ran before a restart: the restored state holds it
-            done = closed.get(tp)
             if done is not None and t <= done:
-                placed = self._placed(tp, t)
-                if placed is None:
-                    continue
-                t = placed
-            self.open.bucket(t, tp, m.offset()).append((side, payload, m.offset()))
+                # Upstream writes a batch's records before its marker, and the batch
+                # closed here once every upstream task's marker had come: a record of it
+                # now is a repeat, from a run of that batch redone after a crash.
+                self.repeated += 1
+                continue
+            self.open.bucket(t, tp, m.offset()).append((side, payload, m.offset(), writer))
+
+    def revoke(self, tps: list[TP]) -> None:
+        super().revoke(tps)
+        for by_tp in self.finished.values():
+            for tp in tps:
+                by_tp.pop(tp, None)
 
     def take(self, t: int, tps: tuple[TP, ...]) -> tuple[Inputs, list[ExchangeTask]]:
         """Batch t's records of partitions tps, a task per partition, and the side nodes'
@@ -383,8 +395,17 @@ class ExchangeStage(StageRuntime):
         batch (markers say so), None (no result) for the others."""
         by_tp = self.open.take(t, tps)
         emitted = self.emitted.get(t, set())
+        finished = self.finished.get(t, {})
+        for tp in tps:
+            runs = finished.pop(tp, ())
+            rows = by_tp.get(tp)
+            if rows:
+                by_tp[tp] = self._one_run_each(t, tp, rows, runs)
+        if not finished:
+            self.finished.pop(t, None)
         if self.closer.closed_through is not None and t <= self.closer.closed_through:
             self.emitted.pop(t, None)
+            self.finished.pop(t, None)
             self.clock.forget_through(t)
         template: Inputs = {
             n: ([] if key in emitted else None) for key, n in self.side_nodes.items()
@@ -393,9 +414,37 @@ class ExchangeStage(StageRuntime):
         tasks = [ExchangeTask(tp, by_tp.get(tp, []), self.side_nodes, t) for tp in sorted(tps)]
         return template, tasks
 
+    def _one_run_each(self, t: int, tp: TP, rows: list, runs) -> list:
+        """The rows of batch t written by one complete run per upstream task.
+
+        A run that wrote no marker crashed: its tasks' batch was run again (their offsets
+        were not committed), so its rows are dropped. Of complete runs, the first one to
+        cover a task wins; a later run covering only tasks already covered is a repeat
+        (one that crashed after its marker, before its commit). A later run that also
+        covers a new task is kept whole: its rows cannot be told apart by task, so an
+        overlap then counts twice, as at-least-once allows."""
+        covered: set = set()
+        keep = set()
+        for writer, tasks in runs:
+            if not tasks <= covered:
+                keep.add(writer)
+                covered |= tasks
+        kept = [r for r in rows if r[3] in keep]
+        if len(kept) < len(rows):
+            self.repeated += len(rows) - len(kept)
+            log.info(
+                "batch %d of %s[%d]: dropped %d records of a run of the batch that was "
+                "redone (after a crash upstream)",
+                t,
+                *tp,
+                len(rows) - len(kept),
+            )
+        return kept
+
 
 class ExchangeTask(TaskBatch):
-    """A repartition partition's records of a batch: (side, intermediate record, offset)."""
+    """A repartition partition's records of a batch: (side, intermediate record, offset,
+    writer)."""
 
     def __init__(self, tp: TP, records: list, side_nodes: dict[tuple[str, int], Node], t: int):
         super().__init__(tp, t)
@@ -406,7 +455,7 @@ class ExchangeTask(TaskBatch):
     def inputs(self) -> Inputs:
         out: dict[Node, Batch | None] = {}
         dead, nodes = self.dead, self.nodes
-        for i, (side, payload, _) in enumerate(self.rows):
+        for i, (side, payload, _, _) in enumerate(self.rows):
             if i not in dead:
                 node = nodes[side]
                 batch = out.get(node)
@@ -416,11 +465,11 @@ class ExchangeTask(TaskBatch):
         return out
 
     def unit(self, i: int) -> Inputs:
-        side, payload, _ = self.rows[i]
+        side, payload, _, _ = self.rows[i]
         return {self.nodes[side]: [payload]}
 
     def letter(self, i: int, reason: str, error: BaseException, operator: str | None):
-        side, payload, offset = self.rows[i]
+        side, payload, offset, writer = self.rows[i]
         return DeadLetter.of(
             reason,
             error,
@@ -429,7 +478,7 @@ class ExchangeTask(TaskBatch):
             partition=self.tp[1],
             offset=offset,
             key=None,
-            value=exchange.encode(self.t, side, payload),
+            value=exchange.encode(self.t, side, payload, writer),
             timestamp=self.t,
             batch=self.t,
         )
@@ -446,7 +495,7 @@ class ExchangeTask(TaskBatch):
             self.tp[1],
             None,
             None,
-            exchange.encode(self.t, 0, record),
+            exchange.encode(self.t, 0, record, 0),  # (no writer: not sent downstream)
             self.t,
             self.t,
         )

@@ -565,6 +565,7 @@ class Worker:
             if records:
                 self._produce_outputs(node.op.topic, records, t, *self._serializers[node])
                 self.observer.produced(node.op.topic, len(records))
+        writer = exchange.new_writer()  # this run of the batch, in case it is redone
         for x in stage.stage.writes:
             sides = []
             for side, node in enumerate(x.sides):
@@ -572,8 +573,8 @@ class Worker:
                 if records is None:
                     continue
                 sides.append(side)
-                self._produce_exchange(x.topic, side, records, t)
-            marker = exchange.encode_marker(t, tps, tuple(sides))
+                self._produce_exchange(x.topic, side, records, t, writer)
+            marker = exchange.encode_marker(t, tps, tuple(sides), writer)
             for p in range(self.exchange_partitions[x.topic]):
                 self._send(x.topic, marker, None, t, p)
         if stage.stage.index == 0:
@@ -605,11 +606,11 @@ class Worker:
             else:
                 send(topic, vser(r), None, t)
 
-    def _produce_exchange(self, topic: str, side: int, records: list, t: int) -> None:
+    def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
         place = self._partitioners[topic]
         encode = exchange.encode
         for r in records:
-            self._send(topic, encode(t, side, r), None, t, place(r))
+            self._send(topic, encode(t, side, r, writer), None, t, place(r))
 
     def _send(self, topic: str, value: Any, key: Any, t: int, partition: int = -1) -> None:
         producer = self.producer

@@ -1,14 +1,18 @@
 """The record format of repartition topics: data records and batch markers.
 
-Every value is a pickled (batch_time, side, payload); side -1 marks a batch marker whose
-payload is (upstream task ids, sides that produced a result). Pickle is fine here: these
-topics are internal to one app, written and read by the same code.
+Every value is a pickled (batch_time, side, payload, writer); side -1 marks a batch marker
+whose payload is (upstream task ids, sides that produced a result). The writer is the one
+run of a batch that wrote the record (new_writer()): after a crash the batch is run again
+by the partition's next owner, and the downstream stage keeps only one complete run's
+records (stages.ExchangeStage). Pickle is fine here: these topics are internal to one
+app, written and read by the same code.
 """
 
 from __future__ import annotations
 
 import itertools
 import pickle
+import random
 import zlib
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -19,12 +23,23 @@ MARKER = -1
 _dumps = pickle.dumps
 
 
-def encode(t: int, side: int, record: Any) -> bytes:
-    return _dumps((t, side, record), 5)
+def encode(t: int, side: int, record: Any, writer: int) -> bytes:
+    return _dumps((t, side, record, writer), 5)
 
 
-def encode_marker(t: int, tasks: tuple[Hashable, ...], sides: tuple[int, ...]) -> bytes:
-    return _dumps((t, MARKER, (tasks, sides)), 5)
+def encode_marker(
+    t: int, tasks: tuple[Hashable, ...], sides: tuple[int, ...], writer: int
+) -> bytes:
+    return _dumps((t, MARKER, (tasks, sides), writer), 5)
+
+
+_writers = itertools.count(random.SystemRandom().getrandbits(48) << 16)
+
+
+def new_writer() -> int:
+    """An id for one run of a batch, unique across processes (a random start per process)
+    and small when pickled."""
+    return next(_writers)
 
 
 decode = pickle.loads

@@ -17,83 +17,10 @@ from kstream.kafka import exchange
 from kstream.poison import PoisonRecordError
 from kstream.state.rocks import RocksStore
 from kstream.worker import Worker
+from tests.unit.offline import FakeAdmin, FakeProducer, feed, msg, offline_worker
 
 T = 10_000  # the batch (ms): records stamped 9_000 .. 9_999
-
-
-class FakeProducer:
-    def __init__(self, full_once: bool = False):
-        self.sent: list[dict] = []
-        self.full_once = full_once
-        self.polls = 0
-
-    def produce(self, topic, value=None, key=None, partition=-1, timestamp=0, headers=None):
-        if self.full_once:
-            self.full_once = False
-            raise BufferError("queue full")
-        self.sent.append(
-            dict(
-                topic=topic,
-                value=value,
-                key=key,
-                partition=partition,
-                timestamp=timestamp,
-                headers=headers,
-            )
-        )
-
-    def poll(self, timeout=0):
-        self.polls += 1
-
-    def to(self, topic: str) -> list[dict]:
-        return [r for r in self.sent if r["topic"] == topic]
-
-
-class FakeAdmin:
-    known: dict[str, int] = {}
-    created: dict[str, int] = {}
-
-    def __init__(self, brokers, kafka):
-        pass
-
-    def partitions(self):
-        return dict(self.known)
-
-    def require(self, topics, role, known):
-        assert all(t in known for t in topics)
-
-    def ensure(self, wanted, known, replication, config):
-        FakeAdmin.created.update(wanted)
-
-
-def offline_worker(monkeypatch, app, known: dict[str, int], producer=None) -> Worker:
-    """A prepared worker that talks to no broker."""
-    monkeypatch.setattr("kstream.worker.Admin", FakeAdmin)
-    FakeAdmin.known, FakeAdmin.created = known, {}
-    w = Worker(app, brokers="127.0.0.1:1")
-    w.prepare()
-    w.producer = producer or FakeProducer()
-    return w
-
-
-def msg(topic, p, offset, value, key=None, ts=None, headers=None) -> Message:
-    return Message(
-        topic=topic,
-        partition=p,
-        offset=offset,
-        key=key,
-        value=value,
-        headers=headers,
-        timestamp=(1, 9_000 + offset if ts is None else ts),
-    )
-
-
-def feed(w: Worker, stage_index: int, msgs: list[Message]) -> None:
-    stage = w.stages[stage_index]
-    tps = sorted({(m.topic(), m.partition()) for m in msgs})
-    stage.assign(tps)
-    for topic in sorted({m.topic() for m in msgs}):
-        stage.ingest(topic, [m for m in msgs if m.topic() == topic], 20_000)
+WRITER = 7  # the upstream run that wrote the repartition records of these tests
 
 
 def headers(record: dict) -> dict[str, str]:
@@ -317,8 +244,8 @@ def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tm
 
 # -- stages after a shuffle ---------------------------------------------------------------
 def exchange_msgs(topic: str, p: int, records: list, tasks=(("lines", 0),)) -> list[Message]:
-    msgs = [msg(topic, p, i, exchange.encode(T, 0, r), ts=T) for i, r in enumerate(records)]
-    marker = exchange.encode_marker(T, tasks, (0,))
+    msgs = [msg(topic, p, i, exchange.encode(T, 0, r, WRITER), ts=T) for i, r in enumerate(records)]
+    marker = exchange.encode_marker(T, tasks, (0,), WRITER)
     return [*msgs, msg(topic, p, len(records), marker, ts=T)]
 
 
@@ -339,7 +266,7 @@ def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, 
     assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
     (letter,) = w.producer.to("p-dlq")
     assert letter["key"] is None
-    assert pickle.loads(letter["value"]) == (T, 0, ("b", 2))
+    assert pickle.loads(letter["value"]) == (T, 0, ("b", 2), WRITER)
     h = headers(letter)
     assert (h["kstream.error.topic"], h["kstream.error.partition"]) == (topic, "0")
     assert h["kstream.error.offset"] == "1"
@@ -371,10 +298,10 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     w._process(stage, T, ((topic, 0),))
     # a second batch in the same step: its changes sit on top of the first one's
     nxt = [
-        msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, r), ts=T + 1000)
+        msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, r, WRITER), ts=T + 1000)
         for i, r in enumerate([("a", 2), ("b", "bad")])
     ]
-    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,))
+    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
     stage.ingest(topic, [*nxt, msg(topic, 0, 5, marker, ts=T + 1000)], 20_000)
     w._process(stage, T + 1000, ((topic, 0),))
 
@@ -387,8 +314,8 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     ]
     letters = w.producer.to("p-dlq")
     assert [pickle.loads(r["value"]) for r in letters] == [
-        (T + 1000, 0, ("a", 2)),
-        (T + 1000, 0, ("b", "bad")),
+        (T + 1000, 0, ("a", 2), WRITER),
+        (T + 1000, 0, ("b", "bad"), WRITER),
     ]
     assert {headers(r)["kstream.error.message"] for r in letters} == {"bad value"}
     store.commit(None)  # what the first batch did, and the second without its input
@@ -409,7 +336,7 @@ def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 1, exchange_msgs(topic, 0, [("a", 1)]))
     w._process(w.stages[1], T, ((topic, 0),))
-    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,))
+    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
     w.stages[1].ingest(topic, [msg(topic, 0, 2, marker, ts=T + 1000)], 20_000)
     with pytest.raises(PoisonRecordError, match=r"update_state_by_key-3 .*even without any input"):
         w._process(w.stages[1], T + 1000, ((topic, 0),))
@@ -431,14 +358,16 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     offset = 0
     for t, records in [(T + 1000, [("a", 1)]), (T, [("a", 5)])]:  # the second is late
         batch = [
-            msg(topic, 0, offset + i, exchange.encode(t, 0, r), ts=t) for i, r in enumerate(records)
+            msg(topic, 0, offset + i, exchange.encode(t, 0, r, WRITER), ts=t)
+            for i, r in enumerate(records)
         ]
         offset += len(records) + 1
-        marker = msg(topic, 0, offset - 1, exchange.encode_marker(t, (("lines", 0),), (0,)), ts=t)
+        end = exchange.encode_marker(t, (("lines", 0),), (0,), WRITER)
+        marker = msg(topic, 0, offset - 1, end, ts=t)
         stage.ingest(topic, [*batch, marker], 20_000)
         w._process(stage, t, ((topic, 0),))
     (letter,) = w.producer.to("p-dlq")
-    assert pickle.loads(letter["value"]) == (T, 0, ("a", 5))
+    assert pickle.loads(letter["value"]) == (T, 0, ("a", 5), 0)  # no writer: a late record
     h = headers(letter)
     assert h["kstream.error.reason"] == "late"
     assert "kstream.error.offset" not in h
@@ -496,7 +425,7 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
     )
     w.stages[1].closer.closed_through = T  # as the loop has it when it runs batch T
     w._process(w.stages[1], T, ((topic, 0), (topic, 1)))
-    marker = exchange.encode_marker(T + 1000, tasks, (0,))
+    marker = exchange.encode_marker(T + 1000, tasks, (0,), WRITER)
     w.stages[1].ingest(
         topic, [msg(topic, p, 2 + i, marker, ts=T + 1000) for p in (0, 1) for i in range(2)], 0
     )

@@ -1,0 +1,83 @@
+"""A worker whose Kafka clients are stand-ins: it runs batches of real `Message`s, and
+what it would produce is recorded (FakeProducer.sent)."""
+
+from __future__ import annotations
+
+from confluent_kafka import Message
+
+from kstream.worker import Worker
+
+
+class FakeProducer:
+    def __init__(self, full_once: bool = False):
+        self.sent: list[dict] = []
+        self.full_once = full_once
+        self.polls = 0
+
+    def produce(self, topic, value=None, key=None, partition=-1, timestamp=0, headers=None):
+        if self.full_once:
+            self.full_once = False
+            raise BufferError("queue full")
+        self.sent.append(
+            dict(
+                topic=topic,
+                value=value,
+                key=key,
+                partition=partition,
+                timestamp=timestamp,
+                headers=headers,
+            )
+        )
+
+    def poll(self, timeout=0):
+        self.polls += 1
+
+    def to(self, topic: str) -> list[dict]:
+        return [r for r in self.sent if r["topic"] == topic]
+
+
+class FakeAdmin:
+    known: dict[str, int] = {}
+    created: dict[str, int] = {}
+
+    def __init__(self, brokers, kafka):
+        pass
+
+    def partitions(self):
+        return dict(self.known)
+
+    def require(self, topics, role, known):
+        assert all(t in known for t in topics)
+
+    def ensure(self, wanted, known, replication, config):
+        FakeAdmin.created.update(wanted)
+
+
+def offline_worker(monkeypatch, app, known: dict[str, int], producer=None) -> Worker:
+    """A prepared worker that talks to no broker."""
+    monkeypatch.setattr("kstream.worker.Admin", FakeAdmin)
+    FakeAdmin.known, FakeAdmin.created = known, {}
+    w = Worker(app, brokers="127.0.0.1:1")
+    w.prepare()
+    w.producer = producer or FakeProducer()
+    return w
+
+
+def msg(topic, p, offset, value, key=None, ts=None, headers=None) -> Message:
+    return Message(
+        topic=topic,
+        partition=p,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=headers,
+        timestamp=(1, 9_000 + offset if ts is None else ts),
+    )
+
+
+def feed(w: Worker, stage_index: int, msgs: list[Message]) -> None:
+    stage = w.stages[stage_index]
+    tps = sorted({(m.topic(), m.partition()) for m in msgs})
+    stage.assign(tps)
+    for topic in sorted({m.topic() for m in msgs}):
+        stage.ingest(topic, [m for m in msgs if m.topic() == topic], 20_000)
