@@ -1,0 +1,124 @@
+"""The broker killed -9 mid-run and restarted within seconds on the same port and storage
+(Tansu over a loopback S3 emulator, so topics, records and committed offsets survive):
+the workers carry on and finish with nothing lost (issue 4).
+
+BROKER.md: after a broker restart, idempotent and transactional producers never recover
+on their own (UNKNOWN_PRODUCER_ID); the worker has to recreate them (README, Delivery:
+it drops its clients and starts over from the committed offsets).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from kstream.testing import EmbeddedBroker, create_topics
+from tests.integration.faults import (
+    NEEDS_EXACTLY_ONCE,
+    StuckInKafkaError,
+    all_counted,
+    compare,
+    merge,
+    produce_lines,
+    read_output,
+    read_stable_output,
+    stop_all,
+    stuck_in_kafka,
+    tagged_lines,
+)
+from tests.integration.workers import spawn_worker, wait_for
+
+APP = "tagged_count.py"
+PARTITIONS = 4
+WORKERS = 2
+STOP_TIMEOUT = 5  # the workers' --stop-timeout (seconds)
+HUNG_WARN = 5  # the workers' watchdog: a loop busy this long is reported (seconds)
+STUCK = 20  # seconds in one Kafka call, the broker being back, that mean it hangs
+
+EXACTLY_ONCE_HANGS = pytest.mark.xfail(
+    strict=True,
+    raises=StuckInKafkaError,
+    reason="kstream: under exactly-once, a worker whose transaction is open when the "
+    "broker restarts hangs for good in ExactlyOnce.finish: librdkafka's "
+    "send_offsets_to_transaction never returns (its timeout is not honoured), so the "
+    "worker neither recreates its producer nor reacts to SIGTERM",
+)
+
+
+@pytest.fixture
+def persistent_broker(tmp_path):
+    if os.environ.get("KSTREAM_BOOTSTRAP_SERVERS"):
+        pytest.skip("kills and restarts an embedded broker (KSTREAM_BOOTSTRAP_SERVERS is set)")
+    with EmbeddedBroker(log_path=str(tmp_path / "tansu.log"), persistent=True) as broker:
+        yield broker
+
+
+@pytest.mark.parametrize(
+    "guarantee",
+    ["at-least-once", pytest.param("exactly-once", marks=[NEEDS_EXACTLY_ONCE, EXACTLY_ONCE_HANGS])],
+)
+def test_broker_kill_9_and_restart_loses_nothing(persistent_broker, tmp_path, guarantee):
+    broker = persistent_broker
+    bootstrap = broker.bootstrap
+    began = time.monotonic()
+
+    def note(line: str) -> None:
+        print(f"[broker-restart +{time.monotonic() - began:5.1f}s] {line}", flush=True)
+
+    source, output = "lines", "counts"
+    create_topics(bootstrap, {source: PARTITIONS, output: 4})
+    first, expected = tagged_lines(PARTITIONS, per_partition=2000, seconds=20)
+    produce_lines(bootstrap, source, first)
+    env = {
+        "KS_TEST_INPUT": source,
+        "KS_TEST_OUTPUT": output,
+        "KS_TEST_PAUSE": "0.25",  # 20 batches: 5 s at least, so the kill lands mid-run
+        # Tansu's S3 engine answers a fetch with nothing when it cannot read within the
+        # fetch's max wait, so kstream's 100 ms can stall a loaded test machine
+        "KS_TEST_KAFKA": "fetch.wait.max.ms=500",
+        "KSTREAM_GUARANTEE": guarantee,
+        "KSTREAM_STATE_DIR": str(tmp_path / "state"),
+        "KSTREAM_STOP_TIMEOUT": str(STOP_TIMEOUT),
+        "KSTREAM_HUNG_WARN_SECONDS": str(HUNG_WARN),
+    }
+    logs = [tmp_path / f"w{i}.log" for i in range(WORKERS)]
+    procs = [spawn_worker(APP, "it-restart", bootstrap, log, env) for log in logs]
+
+    def log_tail() -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-5000:]}" for p in logs)
+
+    try:
+        wait_for(lambda: read_output(bootstrap, output), 60, "the first batches")
+        broker.kill()
+        note("broker killed -9")
+        time.sleep(2.0)
+        broker.restart()
+        note("broker restarted on the same port and storage")
+        # The rest: lines stamped a few seconds ahead, in time for their batches even if
+        # a worker takes some seconds to read again.
+        start = (int(time.time()) + 4) * 1000
+        rest, expected_rest = tagged_lines(
+            PARTITIONS, per_partition=500, seconds=5, seed=2, first_id=len(first), start_ms=start
+        )
+        produce_lines(bootstrap, source, rest)
+        merge(expected, expected_rest)
+        note(f"{len(rest)} more lines produced")
+
+        def done() -> bool:
+            for p, log in zip(procs, logs, strict=True):
+                if p.poll() is not None:
+                    raise AssertionError(f"{log.name}: exited with {p.returncode}\n{log_tail()}")
+                if stuck := stuck_in_kafka(log.read_text(), STUCK):
+                    raise StuckInKafkaError(f"{log.name}: stuck in a Kafka call:\n{stuck}")
+            return all_counted(expected, read_output(bootstrap, output))
+
+        wait_for(done, 90, "every expected count after the broker restart")
+        outcome = compare(expected, read_stable_output(bootstrap, output))
+        note(outcome.summary())
+    finally:
+        codes = stop_all(procs, timeout=STOP_TIMEOUT + 3)
+        note(f"exit codes after SIGTERM: {codes}")
+    assert not outcome.lost, f"{outcome.summary()}\n{log_tail()}"
+    assert codes == [0] * WORKERS, f"exit codes {codes}\n{log_tail()}"
