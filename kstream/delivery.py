@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,12 @@ class SendFailedError(RuntimeError):
 
 class StepAbortedError(RuntimeError):
     """The step's transaction was aborted: none of its outputs or offsets count."""
+
+
+class WedgedError(StepAbortedError):
+    """A transactional call did not return within its timeout (librdkafka does not always
+    honour it: confluentinc/librdkafka#5456, a group coordinator lost mid-transaction).
+    The producer is left to its stuck call; the worker starts over with a new one."""
 
 
 class FencedError(RuntimeError):
@@ -186,6 +193,7 @@ class ExactlyOnce(Delivery):
         self.fatal: KafkaError | None = None
         self.producer = Producer(config)
         self.in_transaction = False
+        self.wedged = False  # a call of ours never returned: the producer is unusable
         self._call("init_transactions")  # fences the previous holder of this id
         log.info("exactly-once: transactional id %s", transactional_id)
 
@@ -225,7 +233,7 @@ class ExactlyOnce(Delivery):
             self.in_transaction = False
 
     def abandon(self) -> None:
-        if self.in_transaction:
+        if self.in_transaction and not self.wedged:
             self.in_transaction = False
             try:
                 self.producer.abort_transaction(self.timeout)
@@ -234,6 +242,8 @@ class ExactlyOnce(Delivery):
         self.send_errors.clear()
 
     def close(self) -> None:
+        if self.wedged:
+            return  # its transaction times out on the broker, or the next holder aborts it
         self.abandon()
         self.producer.flush(self.timeout)
 
@@ -244,7 +254,7 @@ class ExactlyOnce(Delivery):
             args = (*args, self.timeout)
         while True:
             try:
-                getattr(self.producer, name)(*args)
+                self._bounded(name, getattr(self.producer, name), args)
                 return
             except KafkaException as e:
                 err = e.args[0]
@@ -252,6 +262,30 @@ class ExactlyOnce(Delivery):
                     raise
                 log.info("%s: %s; retrying", name, err.str())
                 time.sleep(0.2)
+
+    def _bounded(self, name: str, call: Callable[..., Any], args: tuple) -> None:
+        """call(*args) in a thread of its own, waited for at most the timeout and a
+        margin: a call that outlives it wedges this producer (WedgedError)."""
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                call(*args)
+                outcome.append(None)
+            except BaseException as e:  # handed to the caller's thread
+                outcome.append(e)
+
+        thread = threading.Thread(target=run, name=f"kstream-{name}", daemon=True)
+        thread.start()
+        thread.join(self.timeout + 5.0)
+        if not outcome:
+            self.wedged = True
+            raise WedgedError(
+                f"{name} did not return within {self.timeout + 5.0:.0f}s (librdkafka#5456): "
+                "dropping this producer"
+            )
+        if outcome[0] is not None:
+            raise outcome[0]
 
 
 def claim_transactional_id(

@@ -265,23 +265,30 @@ class Worker:
     def _restart(self, error: Exception) -> None:
         """Kafka failed a step for good: start over from the committed offsets, after a
         back-off that grows while failures follow each other."""
-        self._failures += 1
-        self.restarts += 1
-        delay = min(30.0, 2.0 ** (self._failures - 1))
-        self.observer.metrics.error("restart")
-        self.observer.ready(False, f"restarting after: {error}")
-        log.error(
-            "%s: %s; dropping uncommitted work and starting over from the committed "
-            "offsets in %.0fs",
-            type(error).__name__,
-            error,
-            delay,
-        )
-        self._disconnect()
-        if self.stopping.wait(delay):
-            return
-        self._build_stages()
-        self._connect()
+        while True:
+            self._failures += 1
+            self.restarts += 1
+            delay = min(30.0, 2.0 ** (self._failures - 1))
+            self.observer.metrics.error("restart")
+            self.observer.ready(False, f"restarting after: {error}")
+            log.error(
+                "%s: %s; dropping uncommitted work and starting over from the committed "
+                "offsets in %.0fs",
+                type(error).__name__,
+                error,
+                delay,
+            )
+            self._disconnect()
+            if self.stopping.wait(delay):
+                return
+            self._build_stages()
+            try:
+                self._connect()
+                return
+            except RESTARTABLE as again:  # e.g. the broker is still away
+                if fenced(again):
+                    raise FencedError(f"fenced while starting over: {again}") from again
+                error = again
 
     # -- rebalance -------------------------------------------------------------------
     def _group(self, partitions: list[TopicPartition]) -> dict[StageRuntime, list[TP]]:
