@@ -67,7 +67,12 @@ CASES: dict[str, dict] = {
         "brokers": "b-1.kafka:9096,b-2.kafka:9096",
         "image": {"repository": "registry.example/kstream", "tag": "1.2.3"},
         "imagePullSecrets": [{"name": "regcred"}],
-        "app": {"id": "wordcount", "batchInterval": 0.5, "guarantee": "exactly-once"},
+        "app": {
+            "id": "wordcount",
+            "batchInterval": 0.5,
+            "guarantee": "exactly-once",
+            "onError": "skip",
+        },
         "kafkaConfig": {
             "security.protocol": "SASL_SSL",
             "sasl.mechanisms": "SCRAM-SHA-512",
@@ -262,6 +267,7 @@ def test_statefulset_env_follows_the_cli_contract(rendered):
     assert env["KSTREAM_GUARANTEE"]["value"] == "at-least-once"
     assert env["KSTREAM_STOP_TIMEOUT"]["value"] == "55"  # 5 s inside the 60 s grace period
     assert "KSTREAM_APP_ID" not in env  # the pipeline's own id unless app.id is set
+    assert "KSTREAM_ON_ERROR" not in env  # the pipeline's own poison policy unless set
     for case, docs in rendered.items():
         names = {n for n in env_of(docs) if n.startswith("KSTREAM_")}
         assert names <= CLI_ENV, (case, names - CLI_ENV)
@@ -409,6 +415,7 @@ def test_secrets_env_volumes_and_scheduling(rendered):
     assert env["KSTREAM_BROKERS"]["value"] == "b-1.kafka:9096,b-2.kafka:9096"
     assert env["KSTREAM_BATCH_INTERVAL"]["value"] == "0.5"
     assert env["KSTREAM_GUARANTEE"]["value"] == "exactly-once"
+    assert env["KSTREAM_ON_ERROR"]["value"] == "skip"
     assert env["KSTREAM_APP_ID"]["value"] == "wordcount"
     assert {"name": "kafka-certs", "mountPath": "/etc/kafka/certs", "readOnly": True} in c[
         "volumeMounts"
@@ -536,6 +543,7 @@ def test_hpa_and_keda_exclude_each_other(chart):
         ({"brokers": ""}, "/brokers"),
         ({"brokrs": "kafka:9092"}, "'brokrs' not allowed"),
         ({"app": {"guarantee": "exactly-twice"}}, "/app/guarantee"),
+        ({"app": {"onError": "ignore"}}, "/app/onError"),
         ({"terminationGracePeriodSeconds": 5}, "/terminationGracePeriodSeconds"),
         ({"app": {"sourc": "x"}}, "'sourc' not allowed"),
         ({"app": {"batchInterval": 0}}, "/app/batchInterval"),
