@@ -28,6 +28,7 @@ from kstream.graph import Batch, Node
 from kstream.kafka import exchange
 from kstream.plan import Stage
 from kstream.poison import DeadLetter, Inputs, PoisonRecordError, TaskBatch, operator_name
+from kstream.progress import Closings
 from kstream.serde import deserializer
 from kstream.settings import Settings
 
@@ -57,6 +58,10 @@ class StageRuntime:
         self.open = OpenBatches()
         self.closer = Closer(interval_ms, settings.max_empty_batches)
         self.closed: dict[TP, int | None] = {}  # per partition: last batch processed here
+        self.closings: dict[TP, Closings] = {}  # what a commit says beyond its offset
+        # per partition, from its previous owner's commit: which records above the
+        # committed offset it processed (kstream/progress.py)
+        self.handed: dict[TP, Closings] = {}
         # per partition: (batch, input position) through which restored state holds it all
         self.skip_through: dict[TP, tuple[int, int]] = {}
         self.late = 0
@@ -66,20 +71,47 @@ class StageRuntime:
     def assigned(self) -> set[TP]:
         return set(self.closed)
 
-    def assign(self, tps: list[TP]) -> None:
+    def assign(self, tps: list[TP], handed: dict[TP, Closings] | None = None) -> None:
+        """Take partitions over, each where its committed offset and `handed` (the
+        closings its previous owner committed with it) leave it."""
         for tp in tps:
-            self.closed[tp] = None
+            closings = (handed or {}).get(tp)
+            if closings is None:
+                self.closed[tp] = None
+                continue
+            self.closed[tp] = closings.closed_through
+            self.closings[tp] = closings
+            if closings.entries:
+                self.handed[tp] = Closings(closings.floor, list(closings.entries))
         self.clock.assign(tps)
 
     def revoke(self, tps: list[TP]) -> None:
         for tp in tps:
             self.closed.pop(tp, None)
+            self.closings.pop(tp, None)
+            self.handed.pop(tp, None)
             self.skip_through.pop(tp, None)
         self.open.drop(tps)
         self.clock.revoke(tps)
 
     def reached_end(self, tp: TP, offset: int) -> None:
         self.open.position[tp] = offset
+
+    def _close(self, tp: TP, t: int) -> None:
+        """Partition tp's batches through t are processed (or about to be, this step)."""
+        done = self.closed.get(tp)
+        if done is not None and t <= done:
+            return
+        self.closed[tp] = t
+        closings = self.closings.get(tp)
+        if closings is None:
+            closings = self.closings[tp] = Closings()
+        closings.closed(t, self.open.position.get(tp, 0))
+
+    def progress(self, tp: TP, offset: int) -> str:
+        """The metadata of partition tp's commit at `offset` (kstream/progress.py)."""
+        closings = self.closings.get(tp)
+        return "" if closings is None else closings.committed(offset)
 
     def _placed(self, tp: TP, t: int, n: int = 1) -> int | None:
         """The batch n records of batch t go to: their own, the oldest open one, or none."""
@@ -109,8 +141,8 @@ class StageRuntime:
         if regular:
             everyone = tuple(sorted(self.closed))
             runs.extend((t, everyone) for t in regular)
-            for tp in self.closed:
-                self.closed[tp] = regular[-1]
+            for tp in everyone:
+                self._close(tp, regular[-1])
         return runs
 
     def _catch_up(self, now_ms: int) -> list[Run]:
@@ -128,13 +160,17 @@ class StageRuntime:
             for t in self.open.times_of(tp):
                 if t <= limit and (done is None or t > done):
                     by_time[t].append(tp)
-            self.closed[tp] = limit if done is None else max(done, limit)
+            self._close(tp, limit)
         return [(t, tuple(sorted(tps))) for t, tps in sorted(by_time.items())]
 
 
 class SourceStage(StageRuntime):
-    def __init__(self, stage: Stage, interval_ms: int, settings: Settings):
+    def __init__(self, stage: Stage, interval_ms: int, settings: Settings, drain_ms: int = 0):
+        """drain_ms: how long after the last record the pipeline's windows still emit.
+        An idle gap is skipped only after that many empty batches (its emissions)."""
         super().__init__(stage, interval_ms, settings)
+        drain = -(-drain_ms // interval_ms) + 1
+        self.closer = Closer(interval_ms, max(settings.max_empty_batches, drain))
         self.clock = SourceClock(round(settings.allowed_lateness * 1000))
         self.event_time = settings.time == "event"
         self.readers: dict[str, list[tuple[Node, Any, Any]]] = defaultdict(list)
@@ -200,6 +236,16 @@ class SourceStage(StageRuntime):
     ) -> None:
         self.open.position[tp] = records[-1].offset() + 1
         self.clock.saw(tp, newest)
+        handed = self.handed.get(tp)
+        if handed is not None:  # its previous owner may have processed some of them
+            below = handed.processed_before(t)
+            if records[0].offset() < below:
+                cut = bisect_left([m.offset() for m in records], below)
+                records, stamps = records[cut:], stamps[cut:]
+            if self.open.position[tp] >= handed.end:
+                del self.handed[tp]
+            if not records:
+                return
         done = self.closed.get(tp)
         if done is not None and t <= done:
             placed = self._placed(tp, t, len(records))
@@ -342,9 +388,9 @@ class ExchangeStage(StageRuntime):
         super().__init__(stage, interval_ms, settings)
         self.clock = MarkerClock(upstream)
         self.emitted: dict[int, set[tuple[str, int]]] = defaultdict(set)
-        # batch -> partition -> (writer, its tasks) of the markers that came, in order
-        self.finished: dict[int, dict[TP, list]] = defaultdict(lambda: defaultdict(list))
-        self.repeated = 0  # records dropped as repeats of a run already counted
+        # batch -> partition -> the writers (runs upstream) whose marker came
+        self.finished: dict[int, dict[TP, set[int]]] = defaultdict(lambda: defaultdict(set))
+        self.abandoned = 0  # records dropped: their run never finished (kstream/kafka/exchange.py)
         self.side_nodes = {(x.topic, i): n for x in stage.reads for i, n in enumerate(x.sides)}
 
     def partition_watermark(self, tp, now_ms):
@@ -370,17 +416,22 @@ class ExchangeStage(StageRuntime):
                 self.clock.marker(tp, t, tasks)
                 self.emitted[t].update((topic, s) for s in sides)
                 if done is None or t > done:
-                    self.finished[t][tp].append((writer, frozenset(tasks)))
+                    self.finished[t][tp].add(writer)
                 continue
             held = self.skip_through.get(tp)
             if held is not None and t <= held[0] and m.offset() < held[1]:
                 continue  # it ran before a restart: the restored state holds it
+            handed = self.handed.get(tp)
+            if handed is not None:
+                if position[tp] >= handed.end:
+                    del self.handed[tp]
+                if m.offset() < handed.processed_before(t):
+                    continue  # its previous owner processed it (kstream/progress.py)
             if done is not None and t <= done:
-                # Upstream writes a batch's records before its marker, and the batch
-                # closed here once every upstream task's marker had come: a record of it
-                # now is a repeat, from a run of that batch redone after a crash.
-                self.repeated += 1
-                continue
+                placed = self._placed(tp, t)
+                if placed is None:
+                    continue
+                t, writer = placed, None  # late: kept, whether its run finished or not
             self.open.bucket(t, tp, m.offset()).append((side, payload, m.offset(), writer))
 
     def revoke(self, tps: list[TP]) -> None:
@@ -397,10 +448,10 @@ class ExchangeStage(StageRuntime):
         emitted = self.emitted.get(t, set())
         finished = self.finished.get(t, {})
         for tp in tps:
-            runs = finished.pop(tp, ())
+            complete = finished.pop(tp, set())
             rows = by_tp.get(tp)
             if rows:
-                by_tp[tp] = self._one_run_each(t, tp, rows, runs)
+                by_tp[tp] = self._of_complete_runs(t, tp, rows, complete)
         if not finished:
             self.finished.pop(t, None)
         if self.closer.closed_through is not None and t <= self.closer.closed_through:
@@ -414,27 +465,21 @@ class ExchangeStage(StageRuntime):
         tasks = [ExchangeTask(tp, by_tp.get(tp, []), self.side_nodes, t) for tp in sorted(tps)]
         return template, tasks
 
-    def _one_run_each(self, t: int, tp: TP, rows: list, runs) -> list:
-        """The rows of batch t written by one complete run per upstream task.
+    def _of_complete_runs(self, t: int, tp: TP, rows: list, complete: set[int]) -> list:
+        """The rows of batch t whose run upstream wrote its marker.
 
-        A run that wrote no marker crashed: its tasks' batch was run again (their offsets
-        were not committed), so its rows are dropped. Of complete runs, the first one to
-        cover a task wins; a later run covering only tasks already covered is a repeat
-        (one that crashed after its marker, before its commit). A later run that also
-        covers a new task is kept whole: its rows cannot be told apart by task, so an
-        overlap then counts twice, as at-least-once allows."""
-        covered: set = set()
-        keep = set()
-        for writer, tasks in runs:
-            if not tasks <= covered:
-                keep.add(writer)
-                covered |= tasks
-        kept = [r for r in rows if r[3] in keep]
+        A run whose marker has not come when the batch closes never finished (its worker
+        was killed, or its step failed): the batch closed on markers of the same tasks
+        from elsewhere, their next owner's run of them. Its input offsets were not
+        committed, so that run read all its records again: without the dropped rows a
+        count holds each record once (a run killed after its marker, before its commit,
+        still counts twice: at-least-once)."""
+        kept = [r for r in rows if r[3] is None or r[3] in complete]
         if len(kept) < len(rows):
-            self.repeated += len(rows) - len(kept)
+            self.abandoned += len(rows) - len(kept)
             log.info(
-                "batch %d of %s[%d]: dropped %d records of a run of the batch that was "
-                "redone (after a crash upstream)",
+                "batch %d of %s[%d]: dropped %d records of an upstream run that never "
+                "finished (its batch was run again)",
                 t,
                 *tp,
                 len(rows) - len(kept),

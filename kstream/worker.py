@@ -53,6 +53,7 @@ from kstream.poison import (
     poisonous,
     stuck,
 )
+from kstream.progress import Closings
 from kstream.serde import serializer
 from kstream.stages import (
     ExchangeStage,
@@ -109,6 +110,9 @@ class Worker:
         self.restore_slice = 0.5  # seconds of restoring per iteration (others run between)
         self._failures = 0  # failed steps in a row (for the back-off)
         self._transactional_lock = None
+        # assigned partitions' closings from their previous owners' commits, until the
+        # partitions join their stages (kstream/progress.py)
+        self._handed: dict[TP, Closings] = {}
         self.observer = Observer(
             app.app_id, app.batch_interval, metrics_host, metrics_port, self.plan.describe
         )
@@ -162,9 +166,12 @@ class Worker:
         """Fresh run-time stages: no partitions, no open batches."""
         settings, interval = self.app.settings, self.app.interval_ms
         self.stages, self.topic_stage = [], {}
+        drain = max(
+            (getattr(n.op, "drain_ms", 0) for s in self.plan.stages for n in s.nodes), default=0
+        )
         for stage in self.plan.stages:
             if stage.index == 0:
-                runtime: StageRuntime = SourceStage(stage, interval, settings)
+                runtime: StageRuntime = SourceStage(stage, interval, settings, drain)
             else:
                 writer = self.plan.stages[stage.index - 1]
                 n = upstream_tasks(writer, self.partitions)
@@ -192,6 +199,7 @@ class Worker:
             self.kafka,
             self.observer.metrics.restored,
             wanted,
+            self.app.settings.state_memory_mb,
         )
         changelogs = {
             t: wanted[x]
@@ -308,17 +316,40 @@ class Worker:
         stateful = [p for p in partitions if self.stores.has_state(p.topic)]
         if stateful:
             consumer.pause(stateful)
+        self._handed.update(self._closings_committed(consumer, partitions))
         for stage, tps in self._group(partitions).items():
-            stage.assign([tp for tp in tps if not self.stores.has_state(tp[0])])
+            stage.assign([tp for tp in tps if not self.stores.has_state(tp[0])], self._handed)
             self.stores.assign(tps)
         self.observer.metrics.rebalance("assign")
         self.observer.ready(True, "assigned")
         if partitions:
             log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
 
+    def _closings_committed(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> dict[TP, Closings]:
+        """What the partitions' previous owners committed beyond their offsets (which
+        records above them they processed, kstream/progress.py); on failure nothing,
+        and those records are processed again."""
+        if not partitions:
+            return {}
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as e:
+            log.warning("cannot read the committed offsets' metadata: %s", e.args[0].str())
+            return {}
+        out = {}
+        for tp in committed:
+            closings = Closings.parse(tp.metadata)
+            if closings is not None:
+                out[(tp.topic, tp.partition)] = closings
+        return out
+
     def _on_revoke(
         self, consumer: Consumer, partitions: list[TopicPartition], kind: str = "revoke"
     ) -> None:
+        for tp in partitions:
+            self._handed.pop((tp.topic, tp.partition), None)
         for stage, tps in self._group(partitions).items():
             stage.revoke(tps)
             self.stores.revoke(tps)
@@ -412,7 +443,7 @@ class Worker:
         self.observer.ready(False, f"restoring the state of {self.stores.restoring} task(s)")
         for (topic, p), through in self.stores.restore(self.restore_slice).items():
             stage = self.topic_stage[topic]
-            stage.assign([(topic, p)])
+            stage.assign([(topic, p)], self._handed)
             if through is not None:
                 stage.skip_through[(topic, p)] = through
             self.consumer.resume([TopicPartition(topic, p)])
@@ -637,7 +668,7 @@ class Worker:
     def _offsets(self) -> list[TopicPartition]:
         """Per assigned partition, the lowest offset not yet in a processed batch."""
         return [
-            TopicPartition(topic, p, offset)
+            TopicPartition(topic, p, offset, metadata=stage.progress((topic, p), offset))
             for stage in self.stages
             for (topic, p), offset in stage.open.commit_offsets().items()
             if (topic, p) in stage.assigned

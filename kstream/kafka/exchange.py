@@ -1,11 +1,11 @@
 """The record format of repartition topics: data records and batch markers.
 
 Every value is a pickled (batch_time, side, payload, writer); side -1 marks a batch marker
-whose payload is (upstream task ids, sides that produced a result). The writer is the one
-run of a batch that wrote the record (new_writer()): after a crash the batch is run again
-by the partition's next owner, and the downstream stage keeps only one complete run's
-records (stages.ExchangeStage). Pickle is fine here: these topics are internal to one
-app, written and read by the same code.
+whose payload is (upstream task ids, sides that produced a result). The writer is the run
+of a batch that wrote the record (new_writer()): records of a run whose marker never came
+are dropped downstream, since that run's batch was run again (stages.ExchangeStage).
+Pickle is fine here: these topics are internal to one app, written and read by the same
+code.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ class Windowed(Stateful):
     def describe(self) -> str:
         return f"{self.kind}({_fmt(self.length_ms)}, {_fmt(self.slide_ms)})"
 
+    @property
+    def drain_ms(self) -> int:
+        """How long after its last record the operator still emits: its last window."""
+        return self.length_ms + self.slide_ms
+
     def batch_value(self, x: Batch) -> Any:
         raise NotImplementedError
 
@@ -310,6 +315,11 @@ class ReduceByKeyAndSession(Stateful):
 
     def describe(self) -> str:
         return f"{self.kind}({_fmt(self.gap_ms)})"
+
+    @property
+    def drain_ms(self) -> int:
+        """How long after its last record the operator still emits: its session's end."""
+        return self.gap_ms
 
     def partial(self, batch):
         return reduce_pairs(self.fn, batch)

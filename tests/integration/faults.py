@@ -26,6 +26,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from kstream.settings import CHOICES
+from kstream.testing import FAST_CLIENT
 from tests.integration.workers import WORDS
 
 EXACTLY_ONCE_MISSING = "exactly-once" not in CHOICES["guarantee"]
@@ -68,6 +69,16 @@ def stop_all(procs: list[subprocess.Popen], timeout: float = 40) -> list[int | N
             p.wait(10)
             codes.append(None)
     return codes
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offset of each partition of the topic (negative: none)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **FAST_CLIENT})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return [tp.offset for tp in c.committed(tps, timeout=10)]
+    finally:
+        c.close()
 
 
 def real_kafka() -> bool:

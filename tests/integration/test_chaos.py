@@ -28,6 +28,7 @@ from tests.integration.faults import (
     GUARANTEES,
     Outcome,
     all_counted,
+    committed,
     compare,
     produce_lines,
     read_output,
@@ -70,7 +71,7 @@ class ChaosRun:
     outcome: Outcome
     kills: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)  # workers that exited on their own
-    work_left: bool = False  # the output was still incomplete after the last kill
+    work_left: bool = False  # input was left to commit after the last kill
     exit_codes: list[int | None] = field(default_factory=list)
     logs: Path | None = None
     seconds: float = 0.0
@@ -135,7 +136,9 @@ def run_chaos(bootstrap: str, tmp: Path, guarantee: str, plan: Plan, seed: int) 
                 f.write(f"\n=== chaos: killed -9 pid {old.pid}, restarting ===\n")
             time.sleep(down)
             procs[victim] = spawn_worker(APP, app_id, bootstrap, logs[victim], env)
-        run.work_left = not all_counted(expected, read_output(bootstrap, output))
+        # the group's commits, not the output: quick to read on a loaded machine
+        offsets = committed(bootstrap, app_id, source, PARTITIONS)
+        run.work_left = any(offset < plan.per_partition for offset in offsets)
         note(
             f"chaos over after {len(run.kills)} kills, "
             f"{'with work left' if run.work_left else 'but the work was done'}; "
@@ -179,18 +182,6 @@ def test_kill_9_chaos_loses_nothing(chaos: ChaosRun):
     )
     # SIGTERM at the end: each worker finishes and leaves cleanly
     assert chaos.exit_codes == [0] * WORKERS, f"{chaos.exit_codes}\n{chaos.log_tail()}"
-
-
-@pytest.mark.parametrize("chaos", GUARANTEES, indirect=True)
-def test_kill_9_chaos_keeps_every_batch_exact(chaos: ChaosRun):
-    """DESIGN §9.1: after kill -9 and restarts, every batch's result is the clean run's,
-    some of them repeated whole (at-least-once; exactly-once on Tansu, which shows
-    aborted transactions): no count too high, none in another batch. The stage after
-    the shuffle counts one complete run of each upstream batch (kstream/stages.py)."""
-    if len(chaos.kills) < 3 or not chaos.work_left:
-        pytest.skip("the kills did not land mid-run (test_kill_9_chaos_loses_nothing fails)")
-    o = chaos.outcome
-    assert not o.lost and o.recounted == 0 and o.foreign == 0, o.summary()
 
 
 @pytest.mark.parametrize(

@@ -593,3 +593,23 @@ def test_spark_windowed_word_count(tmp_path, line_server):
     assert rest and all(p == zeros for p in rest), out
     assert counts_seen[first : first + len(with_words)] == [({"1"}, {"1"})] * len(with_words)
     assert all(c == ({"0"}, {"0"}) for c in counts_seen[first + len(with_words) :]), out
+
+
+def test_an_idle_gap_is_skipped_only_after_the_windows_have_drained(monkeypatch, tmp_path):
+    # an hour-old record, then one an hour later: the source stage closes every batch up
+    # to the emission of the last window holding the first record before it skips the gap
+    from tests.unit.offline import msg, offline_worker
+
+    app = kstream.App("w", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").map(lambda w: (w, 1)).reduce_by_key_and_window(
+        operator.add, None, 120, 120
+    ).to("out")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    stage = w.stages[0]
+    stage.assign([("lines", 0)])
+    t0 = 3_600_000  # a multiple of the slide
+    stage.ingest("lines", [msg("lines", 0, 0, b"a", ts=t0 + 500)], 0)
+    stage.ingest("lines", [msg("lines", 0, 1, b"b", ts=t0 + 3_600_000)], 0)
+    closed = [t for t, _ in stage.due(0)]
+    assert t0 + 120_000 in closed  # the one window holding a: 119 empty batches after it
+    assert len(closed) < 3600  # the rest of the gap is skipped
