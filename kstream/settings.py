@@ -32,6 +32,7 @@ class Settings:
     repartition_partitions: int | None = None  # default: the most partitions of any source
     replication_factor: int = -1  # internal topics; -1 = the broker's default
     max_empty_batches: int = 60  # longer runs of empty batches (idle gaps) are skipped
+    state_memory_mb: int = 64  # RocksDB memory of all a worker's stores (memtables, cache)
     kafka: dict[str, Any] = field(default_factory=dict)  # librdkafka settings, passed through
     group_instance_id: str | None = None  # static membership, e.g. the pod name
 
@@ -55,6 +56,8 @@ class Settings:
         rp = self.repartition_partitions
         if rp is not None and (not isinstance(rp, int) or rp < 1):
             raise ConfigError(f"repartition_partitions={rp!r}: must be a whole number >= 1")
+        if not isinstance(self.state_memory_mb, int) or self.state_memory_mb < 4:
+            raise ConfigError(f"state_memory_mb={self.state_memory_mb!r}: must be >= 4")
         if not isinstance(self.max_empty_batches, int) or self.max_empty_batches < 1:
             raise ConfigError(f"max_empty_batches={self.max_empty_batches!r}: must be >= 1")
 

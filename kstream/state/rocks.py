@@ -10,7 +10,7 @@ import pickle
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 from kstream.state.store import Store
 
@@ -27,12 +27,34 @@ def dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, 5)
 
 
+class StoreMemory:
+    """One memory budget for all the stores of a worker: half for memtables (the newest
+    writes, flushed to disk when the half is full), half for the block cache (what was
+    read). RocksDB's defaults give each store 64 MB of memtables or more, with no bound
+    across stores: the worker's memory would grow with its state."""
+
+    def __init__(self, megabytes: int):
+        half = megabytes * 1024 * 1024 // 2
+        self.cache = Cache(half)
+        self.write_buffers = WriteBufferManager(half, False)
+        self.write_buffer_size = max(1 << 20, min(half // 2, 16 << 20))  # per memtable
+
+    def options(self) -> Options:
+        options = Options(raw_mode=True)
+        options.set_write_buffer_manager(self.write_buffers)
+        options.set_write_buffer_size(self.write_buffer_size)
+        table = BlockBasedOptions()
+        table.set_block_cache(self.cache)
+        options.set_block_based_table_factory(table)
+        return options
+
+
 class RocksStore(Store):
-    def __init__(self, path: str, changelog_key: tuple[str, int]):
+    def __init__(self, path: str, changelog_key: tuple[str, int], memory: StoreMemory):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self.changelog_key = changelog_key  # (changelog topic, partition)
-        self.db = Rdict(path, Options(raw_mode=True))
+        self.db = Rdict(path, memory.options())
         self.pending: dict[bytes, Any] = {}  # this batch's changes, by encoded key
         self.pending_batch: bytes | None = None
         # since the savepoint: each pending key touched, and its pending value before

@@ -19,7 +19,7 @@ from kstream.errors import ConfigError
 from kstream.graph import Node
 from kstream.ops.stateful import owner
 from kstream.state.changelog import ChangelogReader, changelog_topic
-from kstream.state.rocks import RocksStore
+from kstream.state.rocks import RocksStore, StoreMemory
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class TaskStores:
         kafka: dict[str, Any],
         on_restored: Callable[[str, float, int], None],
         partitions: dict[str, int],
+        memory_mb: int,
     ):
         self.app_id = app_id
         self.root = os.path.join(state_dir, app_id)
@@ -69,6 +70,7 @@ class TaskStores:
         self.kafka = kafka
         self.on_restored = on_restored
         self.partitions = partitions  # input topic -> its partition count
+        self.memory = StoreMemory(memory_mb)  # shared by all the stores
         self.open: dict[tuple[Node, int], RocksStore] = {}
         self.to_restore: list[tuple[str, int]] = []  # tasks whose stores are not opened yet
         self.reader = ChangelogReader(brokers, kafka)
@@ -153,7 +155,7 @@ class TaskStores:
 
     def _open(self, node: Node, p: int) -> RocksStore:
         path = os.path.join(self.root, node.name, str(p))
-        store = RocksStore(path, (changelog_topic(self.app_id, node.name), p))
+        store = RocksStore(path, (changelog_topic(self.app_id, node.name), p), self.memory)
         shape = store.shape()
         if shape is None:
             store.set_shape(self.shapes[node])

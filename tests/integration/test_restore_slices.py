@@ -39,6 +39,7 @@ def test_a_big_restore_is_read_in_slices(bootstrap, app_id, tmp_path):
         {},
         lambda name, seconds, n: restored.append((name, n)),
         {exchange.topic: 2},
+        memory_mb=64,
     )
     stores.assign([(exchange.topic, 0), (exchange.topic, 1)])
     finished_at: dict[int, int] = {}
