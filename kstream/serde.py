@@ -19,6 +19,8 @@ def _auto(value: Any) -> bytes | None:
         return value
     if isinstance(value, str):
         return value.encode()
+    if type(value) is int:  # a count, the commonest value: its JSON is its digits
+        return str(value).encode()
     return json.dumps(value, separators=(",", ":")).encode()
 
 

@@ -53,13 +53,20 @@ class UpdateStateByKey(Stateful):
         self.fn = fn
         self.initial = initial
 
+    def partial(self, batch: Batch) -> Batch:
+        """Before the shuffle (Spark's map-side combine): a task's values of a key cross
+        it as one record, (key, [values])."""
+        return list(_group(batch).items())
+
     def apply(self, inputs, t):
         (x,) = inputs
         if x is None:
             return None
         store, fn = self.store, self.fn
         _seed(store, self.initial, self.owns, lambda s: s)
-        groups = _group(x)
+        groups: defaultdict[Any, list[Any]] = defaultdict(list)
+        for k, values in x:  # each upstream task's (key, [values])
+            groups[k].extend(values)
         out: Batch = []
         for k, state in list(self.keyed_items()):
             values = groups.pop(k, [])

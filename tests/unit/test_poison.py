@@ -15,7 +15,7 @@ import kstream
 from kstream.graph import evaluate, failed_node
 from kstream.kafka import exchange
 from kstream.poison import PoisonRecordError
-from kstream.state.rocks import RocksStore
+from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.worker import Worker
 from tests.unit.offline import FakeAdmin, FakeProducer, feed, msg, offline_worker
 
@@ -294,12 +294,13 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     (node,) = w.stores.nodes[topic]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
     stage = w.stages[1]
-    feed(w, 1, exchange_msgs(topic, 0, [("a", 1), ("b", 1)]))
+    # combined upstream: (key, [values])
+    feed(w, 1, exchange_msgs(topic, 0, [("a", [1]), ("b", [1])]))
     w._process(stage, T, ((topic, 0),))
     # a second batch in the same step: its changes sit on top of the first one's
     nxt = [
         msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, r, WRITER), ts=T + 1000)
-        for i, r in enumerate([("a", 2), ("b", "bad")])
+        for i, r in enumerate([("a", [2]), ("b", ["bad"])])
     ]
     marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
     stage.ingest(topic, [*nxt, msg(topic, 0, 5, marker, ts=T + 1000)], 20_000)
@@ -314,8 +315,8 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     ]
     letters = w.producer.to("p-dlq")
     assert [pickle.loads(r["value"]) for r in letters] == [
-        (T + 1000, 0, ("a", 2), WRITER),
-        (T + 1000, 0, ("b", "bad"), WRITER),
+        (T + 1000, 0, ("a", [2]), WRITER),
+        (T + 1000, 0, ("b", ["bad"]), WRITER),
     ]
     assert {headers(r)["kstream.error.message"] for r in letters} == {"bad value"}
     store.commit(None)  # what the first batch did, and the second without its input
@@ -334,7 +335,7 @@ def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
     topic = "p-update_state_by_key-3-repartition"
     (node,) = w.stores.nodes[topic]
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
-    feed(w, 1, exchange_msgs(topic, 0, [("a", 1)]))
+    feed(w, 1, exchange_msgs(topic, 0, [("a", [1])]))
     w._process(w.stages[1], T, ((topic, 0),))
     marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
     w.stages[1].ingest(topic, [msg(topic, 0, 2, marker, ts=T + 1000)], 20_000)
@@ -388,7 +389,7 @@ def test_evaluate_names_the_node_that_raised():
 
 
 def test_a_savepoint_protects_pending_values_changed_in_place(tmp_path):
-    store = RocksStore(str(tmp_path / "s"), ("c", 0))
+    store = RocksStore(str(tmp_path / "s"), ("c", 0), StoreMemory(8))
     store.put("a", [1])
     store.put("gone", 1)
     store.savepoint()
@@ -421,7 +422,7 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
     feed(
         w,
         1,
-        exchange_msgs(topic, 0, [("a", 1)], tasks) + exchange_msgs(topic, 1, [("b", 1)], tasks),
+        exchange_msgs(topic, 0, [("a", [1])], tasks) + exchange_msgs(topic, 1, [("b", [1])], tasks),
     )
     w.stages[1].closer.closed_through = T  # as the loop has it when it runs batch T
     w._process(w.stages[1], T, ((topic, 0), (topic, 1)))
