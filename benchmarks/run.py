@@ -1,17 +1,39 @@
 """kstream against a hand-written confluent-kafka loop, side by side in one run.
 
-    python benchmarks/run.py [--lines 1000000] [--only stateless,wordcount]
+    python benchmarks/run.py [--lines 1000000] [--keys 1000000] [--only running,eos]
 
 Produces N text lines (9 words each, 1,000-word vocabulary, timestamps over 100 s) to an
 8-partition topic on the embedded broker, then runs each job over the whole topic:
 
-  raw stateless   consume -> filter + map per record -> produce          (the limit)
-  kstream         the same job as a kstream pipeline (one worker)
-  raw wordcount   consume -> split -> count per 1 s batch in a dict -> produce counts
-  kstream         flat_map/map/reduce_by_key -> to (with its repartition stage)
+  stateless  raw: consume -> filter + map per record -> produce          (the limit)
+             kstream: the same job as a pipeline (one worker)
+  wordcount  raw: consume -> split -> count per 1 s batch in a dict -> produce counts
+             kstream: flat_map/map/reduce_by_key -> to (with its repartition stage)
+  running    raw: a running total per word in a plain dict; each 1 s batch of record
+             time (closed once every partition has passed it) adds its counts, then every
+             word's total is produced, as update_state_by_key emits every key's state
+             every batch (Spark's semantics). The dict is all the raw loop keeps: it
+             writes no changelog and could not survive a crash.
+             kstream: flat_map/map/update_state_by_key(sum) -> to; its state is in
+             RocksDB, each batch's changes go to the changelog topic
+  window     raw: counts per word and 10 s tumbling window of record time in a dict; a
+             window's counts are produced once every partition has passed its end
+             kstream: flat_map/count_by_value_and_window(10, 10) -> to (tumbling: length
+             = slide; Spark's countByValueAndWindow, kept incrementally, its per-batch
+             counts and window totals in RocksDB and the changelog)
+  restore    --keys keys of update_state_by_key state are written to a changelog
+             partition; kstream rebuilds the store (TaskStores.restore, in 0.5 s slices as
+             the worker does) on an empty state dir: seconds and keys/s, against a raw
+             consumer reading the same changelog partition to its end (no RocksDB)
+  eos        kstream's wordcount under guarantee="exactly-once" against the same under
+             "at-least-once" (one transaction per loop step vs flush-then-commit)
 
-Each figure is input records / wall seconds from the first record read to the last output
-acknowledged; the ratio kstream/raw is what to read, since the machine is shared.
+Each figure is input records (restore: keys) / wall seconds from the first record read to
+the last output acknowledged (restore: from assignment to the store complete); the ratio
+is what to read, since the machine is shared. kstream runs with max_empty_batches=10, so
+that after the backlog it runs 10 empty batches (the last window closes among them) and
+then the present, not the 60 empty batches (each emitting every key's state, for
+`running`) of an idle gap.
 """
 
 from __future__ import annotations
@@ -19,15 +41,23 @@ from __future__ import annotations
 import argparse
 import operator
 import random
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 import kstream
+from kstream.ops.stateful import KEY
+from kstream.plan import compile_plan
+from kstream.state.changelog import changelog_topic
+from kstream.state.rocks import dumps
+from kstream.state.tasks import TaskStores, store_shape
 from kstream.testing import FAST_CLIENT, EmbeddedBroker, create_topics
 from kstream.worker import Worker
 
@@ -39,6 +69,7 @@ CONSUMER = {
     "fetch.queue.backoff.ms": 10,
     **FAST_CLIENT,
 }
+FAST_PRODUCER = {"linger.ms": 20, "batch.num.messages": 10000}
 
 
 def fill(bootstrap: str, topic: str, lines: int) -> None:
@@ -46,7 +77,7 @@ def fill(bootstrap: str, topic: str, lines: int) -> None:
     vocab = [f"word{i}" for i in range(1000)]
     text = [" ".join(rng.choices(vocab, k=9)).encode() for _ in range(5000)]
     start = (int(time.time()) - 3600) * 1000
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000})
+    p = Producer({"bootstrap.servers": bootstrap, **FAST_PRODUCER})
     for i in range(lines):
         while True:
             try:
@@ -120,15 +151,88 @@ class RawWordCount:
                     p.produce(out, str(n).encode(), w.encode(), timestamp=t * 1000)
 
 
+class RawBuckets:
+    """Word counts per bucket of record time (`size_ms`); a bucket closes once every
+    partition has a record past its end (then `emit`), or at the end of the input."""
+
+    def __init__(self, size_ms: int) -> None:
+        self.size = size_ms
+        self.counts: dict[int, Counter] = {}  # bucket end (ms) -> counts
+        self.newest = dict.fromkeys(range(PARTITIONS), -1)  # per partition, newest ts
+
+    def __call__(self, msgs, p, out):
+        size, counts, newest = self.size, self.counts, self.newest
+        for m in msgs:
+            ts = m.timestamp()[1]
+            end = ts - ts % size + size
+            c = counts.get(end)
+            if c is None:
+                c = counts[end] = Counter()
+            c.update(m.value().decode().split())
+            newest[m.partition()] = ts
+        watermark = min(newest.values())
+        for end in sorted(counts):
+            if end <= watermark or not msgs:
+                self.emit(end, counts.pop(end), p, out)
+
+    def emit(self, end: int, counts: Counter, p: Producer, out: str) -> None:
+        raise NotImplementedError
+
+
+class RawRunning(RawBuckets):
+    """Running totals per word in a dict; each closed 1 s batch adds its counts, then
+    every word's total is produced (what update_state_by_key emits each batch)."""
+
+    def __init__(self) -> None:
+        super().__init__(1000)
+        self.totals: Counter = Counter()
+
+    def emit(self, end, counts, p, out):
+        totals = self.totals
+        totals.update(counts)
+        for w, n in totals.items():
+            produce(p, out, str(n).encode(), w.encode(), end)
+
+
+class RawWindow(RawBuckets):
+    """Counts per word and 10 s tumbling window; a closed window's counts are produced."""
+
+    def __init__(self) -> None:
+        super().__init__(10_000)
+
+    def emit(self, end, counts, p, out):
+        for w, n in counts.items():
+            produce(p, out, str(n).encode(), w.encode(), end)
+
+
+def produce(p: Producer, topic: str, value: bytes, key: bytes, ts: int) -> None:
+    while True:
+        try:
+            p.produce(topic, value, key, timestamp=ts)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
 def kstream_job(
     bootstrap: str,
     topic: str,
     out: str,
     lines: int,
     build: Callable[[kstream.DStream], kstream.DStream],
+    guarantee: str = "at-least-once",
 ) -> float:
+    state_dir = tempfile.mkdtemp(prefix="kstream-bench-")
     app = kstream.App(
-        f"bench-{uuid.uuid4().hex[:6]}", batch_interval=1.0, brokers=bootstrap, kafka=FAST_CLIENT
+        f"bench-{uuid.uuid4().hex[:6]}",
+        batch_interval=1.0,
+        brokers=bootstrap,
+        kafka=FAST_CLIENT,
+        guarantee=guarantee,
+        state_dir=state_dir,
+        # after the end of the backlog, 10 empty batches (the last 10 s window closes
+        # among them) and then the present, rather than the default 60 of an idle gap
+        max_empty_batches=10,
     )
     build(app.stream(topic)).to(out)
     w = Worker(app)
@@ -155,6 +259,7 @@ def kstream_job(
         elapsed = time.perf_counter() - first
     finally:
         w.close()
+        shutil.rmtree(state_dir, ignore_errors=True)
     return lines / elapsed
 
 
@@ -166,49 +271,196 @@ def wordcount(s: kstream.DStream) -> kstream.DStream:
     return s.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
 
 
-JOBS = {  # name: (raw loop's per-bulk processing, kstream pipeline, target ratio)
-    "stateless": (lambda: raw_stateless, stateless, 0.8),
-    "wordcount": (RawWordCount, wordcount, 0.6),
+def running_total(new: list[int], total: int | None) -> int:
+    return (total or 0) + sum(new)
+
+
+def running(s: kstream.DStream) -> kstream.DStream:
+    return s.flat_map(str.split).map(lambda w: (w, 1)).update_state_by_key(running_total)
+
+
+def window(s: kstream.DStream) -> kstream.DStream:
+    return s.flat_map(str.split).count_by_value_and_window(10, 10)
+
+
+# -- restore -----------------------------------------------------------------------------
+def restore_app(bootstrap: str) -> tuple[str, kstream.App]:
+    app_id = f"bench-restore-{uuid.uuid4().hex[:6]}"
+    app = kstream.App(app_id, batch_interval=1.0, brokers=bootstrap)
+    app.stream("unused").map(lambda w: (w, 1)).update_state_by_key(running_total)
+    return app_id, app
+
+
+def write_state(bootstrap: str, keys: int) -> tuple[str, kstream.App]:
+    """A one-partition changelog of `keys` keys, as update_state_by_key writes it."""
+    app_id, app = restore_app(bootstrap)
+    node = compile_plan(app).exchanges[0].sides[0].children[0]
+    topic = changelog_topic(app_id, node.name)
+    create_topics(bootstrap, {topic: 1})
+    p = Producer({"bootstrap.servers": bootstrap, **FAST_PRODUCER})
+    for i in range(keys):
+        while True:
+            try:
+                p.produce(topic, dumps(i), dumps((KEY, f"key{i:08d}")), 0)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(120) == 0
+    return topic, app
+
+
+def raw_read(bootstrap: str, topic: str, keys: int) -> float:
+    """A plain consumer reads the changelog partition from 0 to its end (fetch settings
+    as kstream's restore consumer: an end-of-partition event comes after fetch.wait.max.ms)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"raw-{uuid.uuid4()}",
+            **CONSUMER,
+            "fetch.wait.max.ms": 100,
+            "queued.min.messages": 20000,
+        }
+    )
+    began = time.perf_counter()
+    c.assign([TopicPartition(topic, 0, 0)])
+    n = 0
+    while True:
+        msgs = c.consume(10000, 0.1)
+        n += sum(1 for m in msgs if m.error() is None)
+        if any(
+            m.error() is not None and m.error().code() == KafkaError._PARTITION_EOF for m in msgs
+        ):
+            break
+    elapsed = time.perf_counter() - began
+    c.close()
+    assert n == keys, (n, keys)
+    return keys / elapsed
+
+
+def kstream_restore(bootstrap: str, app: kstream.App, keys: int) -> float:
+    """A task's store rebuilt from its changelog on an empty state dir, as a worker does
+    on assignment (TaskStores.restore, 0.5 s slices)."""
+    x = compile_plan(app).exchanges[0]
+    node = x.sides[0].children[0]
+    state_dir = tempfile.mkdtemp(prefix="kstream-bench-")
+    restored = []
+    stores = TaskStores(
+        app.app_id,
+        state_dir,
+        {x.topic: [node]},
+        {node: store_shape(node)},
+        bootstrap,
+        {},
+        lambda name, seconds, n: restored.append(n),
+        {x.topic: 1},
+        app.settings.state_memory_mb,
+    )
+    try:
+        began = time.perf_counter()
+        stores.assign([(x.topic, 0)])
+        while stores.restoring:
+            stores.restore(0.5)
+        elapsed = time.perf_counter() - began
+        store = stores.store_of(node, 0)
+        assert restored == [keys] and store.get((KEY, f"key{keys - 1:08d}")) == keys - 1
+    finally:
+        stores.close()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    return keys / elapsed
+
+
+# -- the jobs ----------------------------------------------------------------------------
+@dataclass
+class Job:
+    baseline: str  # what kstream is compared with
+    target: float  # kstream / baseline at least
+    unit: str = "rec/s"
+
+
+JOBS = {
+    "stateless": Job("raw loop", 0.8),
+    "wordcount": Job("raw loop", 0.6),
+    "running": Job("raw loop", 0.6),
+    "window": Job("raw loop", 0.6),
+    "restore": Job("raw read", 0.0, "keys/s"),
+    "eos": Job("ks alos", 0.77),  # eos time <= 1.3x at-least-once
 }
+RAW = {"stateless": lambda: raw_stateless, "wordcount": RawWordCount, "running": RawRunning}
+RAW["window"] = RawWindow
+PIPELINES = {"stateless": stateless, "wordcount": wordcount, "running": running, "window": window}
+
+
+def rounds(job: str, b: str, topic: str, args) -> tuple[Callable[[int], float], ...]:
+    """The two sides of a job, each a round number -> records (keys) per second."""
+    if job == "restore":
+        changelog, app = write_state(b, args.keys)
+        return (lambda i: raw_read(b, changelog, args.keys)), (
+            lambda i: kstream_restore(b, app, args.keys)
+        )
+    outs = {f"out-{side}-{job}-{i}": PARTITIONS for side in "ab" for i in range(args.repeat)}
+    create_topics(b, outs)
+    if job == "eos":
+        return (
+            lambda i: kstream_job(b, topic, f"out-a-{job}-{i}", args.lines, wordcount),
+            lambda i: kstream_job(
+                b, topic, f"out-b-{job}-{i}", args.lines, wordcount, "exactly-once"
+            ),
+        )
+    return (
+        lambda i: raw_loop(b, topic, f"out-a-{job}-{i}", args.lines, RAW[job]()),
+        lambda i: kstream_job(b, topic, f"out-b-{job}-{i}", args.lines, PIPELINES[job]),
+    )
+
+
+def note(job: str, base: float, ks: float, args) -> str:
+    if job == "restore":
+        return f"{args.keys:,} keys restored in {args.keys / ks:.2f}s"
+    if job == "eos":
+        return f"time eos/alos {base / ks:.2f}x (target <= 1.3x)"
+    return ""
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument("--only", default="stateless,wordcount")
+    ap.add_argument("--keys", type=int, default=1_000_000, help="restore: keys of state")
+    ap.add_argument("--only", default=",".join(JOBS))
     ap.add_argument("--repeat", type=int, default=2, help="alternating runs; best of each")
     args = ap.parse_args()
     jobs = args.only.split(",")
+    for job in jobs:
+        if job not in JOBS:
+            sys.exit(f"unknown job {job}; choose from {', '.join(JOBS)}")
     with EmbeddedBroker() as broker:
         b = broker.bootstrap
         topic = "bench-lines"
-        create_topics(b, {topic: PARTITIONS})
-        t0 = time.perf_counter()
-        fill(b, topic, args.lines)
-        print(f"produced {args.lines:,} lines in {time.perf_counter() - t0:.1f}s", flush=True)
+        if set(jobs) - {"restore"}:
+            create_topics(b, {topic: PARTITIONS})
+            t0 = time.perf_counter()
+            fill(b, topic, args.lines)
+            print(f"produced {args.lines:,} lines in {time.perf_counter() - t0:.1f}s", flush=True)
         rows = []
         for job in jobs:
-            out_raw, out_ks = f"out-raw-{job}", f"out-ks-{job}"
-            create_topics(
-                b,
-                {f"{o}-{i}": PARTITIONS for o in (out_raw, out_ks) for i in range(args.repeat)},
-            )
-            if job not in JOBS:
-                sys.exit(f"unknown job {job}; choose from {', '.join(JOBS)}")
-            raw_process, pipeline, target = JOBS[job]
-            raw = ks = 0.0
+            spec = JOBS[job]
+            run_base, run_ks = rounds(job, b, topic, args)
+            base = ks = 0.0
             for i in range(args.repeat):  # alternate, so both see the same machine load
-                raw = max(raw, raw_loop(b, topic, f"{out_raw}-{i}", args.lines, raw_process()))
-                ks = max(ks, kstream_job(b, topic, f"{out_ks}-{i}", args.lines, pipeline))
-            rows.append((job, raw, ks, target))
+                base = max(base, run_base(i))
+                ks = max(ks, run_ks(i))
+            rows.append((job, spec, base, ks, note(job, base, ks, args)))
+            target = f"(target >= {spec.target})" if spec.target else ""
             print(
-                f"{job:10s} raw {raw:10,.0f} rec/s   kstream {ks:10,.0f} rec/s   "
-                f"ratio {ks / raw:.2f} (target >= {target})",
+                f"{job:10s} {spec.baseline} {base:10,.0f} {spec.unit}   kstream {ks:10,.0f} "
+                f"{spec.unit}   ratio {ks / base:.2f} {target} {rows[-1][4]}",
                 flush=True,
             )
-    print("\njob        raw rec/s   kstream rec/s   ratio   target")
-    for job, raw, ks, target in rows:
-        print(f"{job:10s} {raw:10,.0f}  {ks:12,.0f}   {ks / raw:5.2f}   >= {target}")
+    print("\njob        baseline   baseline/s    kstream/s  unit     ratio   target")
+    for job, spec, base, ks, extra in rows:
+        target = f">= {spec.target:<4}" if spec.target else "-      "
+        print(
+            f"{job:10s} {spec.baseline:9s} {base:11,.0f}  {ks:11,.0f}  {spec.unit:7s}  "
+            f"{ks / base:5.2f}   {target}  {extra}".rstrip()
+        )
 
 
 if __name__ == "__main__":
