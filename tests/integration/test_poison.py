@@ -14,7 +14,7 @@ import pytest
 
 from kstream.kafka.admin import Admin
 from kstream.testing import produce, read_topic
-from tests.integration.workers import APPS, spawn_worker, stop, wait_for
+from tests.integration.workers import APPS, read_to_end, spawn_worker, stop, wait_for
 
 ITEMS = [f"i{i:02d}" for i in range(12)]
 
@@ -152,18 +152,18 @@ def test_poison_records_are_dead_lettered_and_redriven(
 
     app = str(APPS / "poisoned.py")
     common = ["--brokers", bootstrap, "--app-id", app_id]
-    before = len(read_topic(bootstrap, source, idle=0.3))
+    before = len(read_to_end(bootstrap, source))
     r = kstream_cli("dlq", "redrive", app, *common, "--dry-run", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("would re-publish ") == 20 + 1, r.stdout
     assert f"would re-publish 20 record(s) to {source}" in r.stdout
     assert f"skipped 1 record(s) from {repartition} (a repartition topic" in r.stdout
-    assert len(read_topic(bootstrap, source, idle=0.3)) == before
+    assert len(read_to_end(bootstrap, source)) == before
 
     r = kstream_cli("dlq", "redrive", app, *common, env=env)
     assert r.returncode == 0, r.stderr
     assert f"re-published 20 record(s) to {source}" in r.stdout, r.stdout
-    back = [m for m in read_topic(bootstrap, source, idle=0.5) if m.offset() >= 1000]
+    back = [m for m in read_to_end(bootstrap, source) if m.offset() >= 1000]
     assert len(back) == 20
     got = {
         (m.partition(), m.key(), m.value(), m.timestamp()[1], tuple(m.headers() or ()))
@@ -176,7 +176,7 @@ def test_poison_records_are_dead_lettered_and_redriven(
     r = kstream_cli("dlq", "redrive", app, *common, env=env)
     assert r.returncode == 0, r.stderr
     assert "nothing to redrive" in r.stdout, r.stdout
-    assert len(read_topic(bootstrap, source, idle=0.3)) == before + 20
+    assert len(read_to_end(bootstrap, source)) == before + 20
 
     r = kstream_cli("describe", app, env=env)
     assert "dead-letter topic: it-poisoned-dlq" in r.stdout, r.stderr

@@ -12,7 +12,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from kstream.testing import read_topic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from kstream.testing import FAST_CLIENT, read_topic
 
 APPS = Path(__file__).parent / "apps"
 FAST = ["-X", "session.timeout.ms=2000", "-X", "heartbeat.interval.ms=500"]
@@ -83,6 +85,40 @@ def output_batches(bootstrap: str, topic: str, idle: float = 1.5) -> tuple[dict[
     for m in msgs:
         got[m.timestamp()[1]][m.key().decode()] += int(m.value())
     return dict(got), len(msgs)
+
+
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list:
+    """Every committed record of a topic, read to the end of each partition (assigned, no
+    group to join): exact where read_topic's idle wait may miss a slow partition."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "unused",  # assign() only: nothing is joined or committed
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            **FAST_CLIENT,
+        }
+    )
+    out = []
+    try:
+        partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        left = set(partitions)
+        deadline = time.monotonic() + timeout
+        while left:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: no end of partitions {left} in {timeout}s")
+            for m in c.consume(1000, 0.2):
+                if m.error() is None:
+                    out.append(m)
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    left.discard(m.partition())
+                else:
+                    raise AssertionError(f"{topic}: {m.error().str()}")
+    finally:
+        c.close()
+    return out
 
 
 def total(batches: dict[int, Counter]) -> int:
