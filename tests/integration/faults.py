@@ -23,11 +23,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kstream.settings import CHOICES
 from kstream.testing import FAST_CLIENT
-from tests.integration.workers import WORDS
+from tests.integration.workers import WORDS, read_to_end
 
 EXACTLY_ONCE_MISSING = "exactly-once" not in CHOICES["guarantee"]
 NEEDS_EXACTLY_ONCE = pytest.mark.skipif(
@@ -142,59 +142,15 @@ def read_output(bootstrap: str, topic: str, timeout: float = 60) -> dict[Key, li
     """Every record the app wrote (committed), per (batch, word): each its list of line
     ids. Read up to the end of every partition, without a consumer group (no join to
     wait for, so it can be called often)."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "unused",  # assign() only: nothing is joined or committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
-    )
     got: dict[Key, list[list[int]]] = defaultdict(list)
-    try:
-        partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        left = set(partitions)
-        deadline = time.monotonic() + timeout
-        while left:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: no end of partitions {left} in {timeout}s")
-            for m in c.consume(5000, 0.5):
-                if m.error() is None:
-                    got[(m.timestamp()[1], m.key().decode())].append(json.loads(m.value()))
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    left.discard(m.partition())
-                else:
-                    raise AssertionError(f"{topic}: {m.error().str()}")
-    finally:
-        c.close()
+    for m in read_to_end(bootstrap, topic, timeout):
+        got[(m.timestamp()[1], m.key().decode())].append(json.loads(m.value()))
     return dict(got)
 
 
 def read_values(bootstrap: str, topic: str, timeout: float = 30) -> list[bytes]:
     """The committed values of a 1-partition topic, in order."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "unused",
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
-    )
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    out = []
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in c.consume(1000, 0.2):
-                if m.error() is None:
-                    out.append(m.value())
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    return out
-    finally:
-        c.close()
-    raise AssertionError(f"no end of {topic} within {timeout}s")
+    return [m.value() for m in read_to_end(bootstrap, topic, timeout)]
 
 
 def read_stable_output(bootstrap: str, topic: str, quiet: float = 3.0) -> dict:
