@@ -6,6 +6,7 @@ batch arithmetic never suffers float rounding; user-facing times are float secon
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,16 @@ class Operator:
     kind = "op"
     is_source = False
     is_sink = False
+    # apply() takes its one input as any iterable and reads it once, so a parent with a
+    # `lazy` form may hand it an iterator instead of a list (see `evaluate`)
+    streams = False
+    partial_streams = False  # the same for `partial`, the map-side combine of some ops
 
     def apply(self, inputs: list[Batch | None], t: int) -> Batch | None:
         raise NotImplementedError
+
+    # a record-at-a-time op's lazy form: its input (any iterable) -> its output, lazily
+    lazy: Callable[[Iterable[Any]], Iterator[Any]] | None = None
 
     def describe(self) -> str:
         return self.kind
@@ -69,19 +77,63 @@ def evaluate(
 ) -> dict[Node, Batch | None]:
     """Run one batch through `nodes` (topologically ordered); preset values are inputs.
 
-    An exception raised by an operator leaves with the node attached (`failed_node`), so
-    that a poison record can be reported with the operator it failed in."""
+    A chain of record-at-a-time operators runs as one pass of iterators (no list, and no
+    garbage, between its steps) wherever each step's only reader streams; those nodes are
+    left out of the result. An exception raised by an operator leaves with the node
+    attached (`failed_node`), so that a poison record can be reported with the operator
+    it failed in; one raised through a chain is traced to its step by running the chain
+    again step by step."""
     values = dict(preset)
+    members = set(nodes)
+    lazy: dict[Node, Node] = {}  # node whose value is an iterator -> its parent
     for n in nodes:
         if n in values:
             continue
+        inputs = [values[p] for p in n.parents]
         try:
-            values[n] = n.op.apply([values[p] for p in n.parents], t)
+            if inputs and inputs[0] is not None and _defers(n, members):
+                values[n] = n.op.lazy(inputs[0])
+                lazy[n] = n.parents[0]
+            else:
+                values[n] = n.op.apply(inputs, t)
         except Exception as e:
-            if getattr(e, "kstream_node", None) is None:
-                e.kstream_node = n  # type: ignore[attr-defined]
-            raise
+            if not any(p in lazy for p in n.parents):
+                _blame(e, n)
+                raise
+            # the error may come from a step of the chain: run it again a step at a time
+            values[n] = _apply(n, [_eager(p, lazy, values, t) for p in n.parents], t)
+    for n in lazy:
+        del values[n]
     return values
+
+
+def _defers(n: Node, members: set[Node]) -> bool:
+    """Whether n's value can be an iterator: its op has a lazy form and its only reader
+    is evaluated now and reads its one input once."""
+    if n.op.lazy is None or len(n.children) != 1:
+        return False
+    child = n.children[0]
+    return child in members and child.op.streams and len(child.parents) == 1
+
+
+def _eager(n: Node, lazy: dict[Node, Node], values: dict[Node, Any], t: int) -> Any:
+    """n's value as a list, its lazy ancestors' values computed (and blamed) first."""
+    if n not in lazy:
+        return values[n]
+    return _apply(n, [_eager(lazy[n], lazy, values, t)], t)
+
+
+def _apply(n: Node, inputs: list[Any], t: int) -> Any:
+    try:
+        return n.op.apply(inputs, t)
+    except Exception as e:
+        _blame(e, n)
+        raise
+
+
+def _blame(e: Exception, n: Node) -> None:
+    if getattr(e, "kstream_node", None) is None:
+        e.kstream_node = n  # type: ignore[attr-defined]
 
 
 def failed_node(error: BaseException) -> Node | None:

@@ -69,6 +69,7 @@ class ReduceByKey(Aggregation):
 
 class CountByValue(Aggregation):
     kind = "count_by_value"
+    partial_streams = True
 
     def partial(self, batch):
         return list(Counter(batch).items())

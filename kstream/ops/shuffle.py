@@ -27,6 +27,7 @@ class Shuffle(Operator):
         self.target = target  # name of the consuming node: names the repartition topic
         self.side = side  # which input of the consumer (0, or 1 for a join's right side)
         self.combine = combine
+        self.streams = getattr(getattr(combine, "__self__", None), "partial_streams", False)
         self.partitions = 1 if by == GLOBAL else partitions
         self.by = by
 

@@ -48,6 +48,7 @@ class UpdateStateByKey(Stateful):
     None deletes the key; every key's (key, state) is emitted every batch."""
 
     kind = "update_state_by_key"
+    partial_streams = True
 
     def __init__(self, fn: Callable[[list[Any], Any], Any], initial: list[tuple] | None):
         self.fn = fn

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Any
 
@@ -23,67 +23,58 @@ def takes_time(fn: Callable[..., Any]) -> bool:
     return len(params) == 2
 
 
-class Map(Operator):
+class RecordWise(Operator):
+    """An operator of one record at a time: it streams its input and has a lazy form, so
+    a chain of them runs as one pass of C-level iterators (kstream.graph.evaluate)."""
+
+    streams = True
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        self.fn = fn
+
+    def apply(self, inputs, t):
+        (x,) = inputs
+        return None if x is None else list(self.lazy(x))
+
+    def lazy(self, x: Iterable[Any]) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+class Map(RecordWise):
     kind = "map"
 
-    def __init__(self, fn: Callable[[Any], Any]):
-        self.fn = fn
-
-    def apply(self, inputs, t):
-        (x,) = inputs
-        return None if x is None else list(map(self.fn, x))
+    def lazy(self, x):
+        return map(self.fn, x)
 
 
-class FlatMap(Operator):
+class FlatMap(RecordWise):
     kind = "flat_map"
 
-    def __init__(self, fn: Callable[[Any], Iterable[Any]]):
-        self.fn = fn
-
-    def apply(self, inputs, t):
-        (x,) = inputs
-        if x is None:
-            return None
-        return list(chain.from_iterable(map(self.fn, x)))
+    def lazy(self, x):
+        return chain.from_iterable(map(self.fn, x))
 
 
-class Filter(Operator):
+class Filter(RecordWise):
     kind = "filter"
 
-    def __init__(self, fn: Callable[[Any], Any]):
-        self.fn = fn
-
-    def apply(self, inputs, t):
-        (x,) = inputs
-        return None if x is None else list(filter(self.fn, x))
+    def lazy(self, x):
+        return filter(self.fn, x)
 
 
-class MapValues(Operator):
+class MapValues(RecordWise):
     kind = "map_values"
 
-    def __init__(self, fn: Callable[[Any], Any]):
-        self.fn = fn
-
-    def apply(self, inputs, t):
-        (x,) = inputs
-        if x is None:
-            return None
+    def lazy(self, x):
         fn = self.fn
-        return [(k, fn(v)) for k, v in x]
+        return ((k, fn(v)) for k, v in x)
 
 
-class FlatMapValues(Operator):
+class FlatMapValues(RecordWise):
     kind = "flat_map_values"
 
-    def __init__(self, fn: Callable[[Any], Iterable[Any]]):
-        self.fn = fn
-
-    def apply(self, inputs, t):
-        (x,) = inputs
-        if x is None:
-            return None
+    def lazy(self, x):
         fn = self.fn
-        return [(k, w) for k, v in x for w in fn(v)]
+        return ((k, w) for k, v in x for w in fn(v))
 
 
 class Union(Operator):
