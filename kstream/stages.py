@@ -428,11 +428,14 @@ class ExchangeStage(StageRuntime):
                 if m.offset() < handed.processed_before(t):
                     continue  # its previous owner processed it (kstream/progress.py)
             if done is not None and t <= done:
-                placed = self._placed(tp, t)
+                placed = self._placed(tp, t, len(payload))
                 if placed is None:
                     continue
                 t, writer = placed, None  # late: kept, whether its run finished or not
-            self.open.bucket(t, tp, m.offset()).append((side, payload, m.offset(), writer))
+            offset = m.offset()
+            self.open.bucket(t, tp, offset).extend(
+                (side, record, offset, writer) for record in payload
+            )
 
     def revoke(self, tps: list[TP]) -> None:
         super().revoke(tps)
@@ -488,8 +491,8 @@ class ExchangeStage(StageRuntime):
 
 
 class ExchangeTask(TaskBatch):
-    """A repartition partition's records of a batch: (side, intermediate record, offset,
-    writer)."""
+    """A repartition partition's records of a batch: (side, intermediate record, offset
+    of its frame, writer)."""
 
     def __init__(self, tp: TP, records: list, side_nodes: dict[tuple[str, int], Node], t: int):
         super().__init__(tp, t)
@@ -523,7 +526,7 @@ class ExchangeTask(TaskBatch):
             partition=self.tp[1],
             offset=offset,
             key=None,
-            value=exchange.encode(self.t, side, payload, writer),
+            value=exchange.encode(self.t, side, [payload], writer),
             timestamp=self.t,
             batch=self.t,
         )
@@ -540,7 +543,7 @@ class ExchangeTask(TaskBatch):
             self.tp[1],
             None,
             None,
-            exchange.encode(self.t, 0, record, 0),  # (no writer: not sent downstream)
+            exchange.encode(self.t, 0, [record], 0),  # (no writer: not sent downstream)
             self.t,
             self.t,
         )

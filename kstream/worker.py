@@ -645,10 +645,8 @@ class Worker:
                 send(topic, vser(r), None, t)
 
     def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
-        place = self._partitioners[topic]
-        encode = exchange.encode
-        for r in records:
-            self._send(topic, encode(t, side, r, writer), None, t, place(r))
+        for p, frame in exchange.frames(t, side, records, writer, self._partitioners[topic]):
+            self._send(topic, frame, None, t, p)
 
     def _send(self, topic: str, value: Any, key: Any, t: int, partition: int = -1) -> None:
         producer = self.producer

@@ -1,11 +1,13 @@
-"""The record format of repartition topics: data records and batch markers.
+"""The message format of repartition topics: frames of records, and batch markers.
 
-Every value is a pickled (batch_time, side, payload, writer); side -1 marks a batch marker
-whose payload is (upstream task ids, sides that produced a result). The writer is the run
-of a batch that wrote the record (new_writer()): records of a run whose marker never came
-are dropped downstream, since that run's batch was run again (stages.ExchangeStage).
-Pickle is fine here: these topics are internal to one app, written and read by the same
-code.
+Every value is a pickled (batch_time, side, payload, writer). A frame's payload is a list
+of intermediate records: a batch's records for one partition go as few messages as fit
+(`frames`), since one message per record made the shuffle cost more than the operators.
+Side -1 marks a batch marker, whose payload is (upstream task ids, sides that produced a
+result). The writer is the run of a batch that wrote the message (new_writer()): records
+of a run whose marker never came are dropped downstream, since that run's batch was run
+again (stages.ExchangeStage). Pickle is fine here: these topics are internal to one app,
+written and read by the same code.
 """
 
 from __future__ import annotations
@@ -14,17 +16,50 @@ import itertools
 import pickle
 import random
 import zlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from kstream.ops.shuffle import BY_KEY, GLOBAL
 
 MARKER = -1
+# A frame's most: records, and bytes (a broker takes messages of 1 MB by default); a
+# record larger than that goes alone
+FRAME_RECORDS = 10_000
+FRAME_BYTES = 512 * 1024
 _dumps = pickle.dumps
 
 
-def encode(t: int, side: int, record: Any, writer: int) -> bytes:
-    return _dumps((t, side, record, writer), 5)
+def encode(t: int, side: int, records: list[Any], writer: int) -> bytes:
+    """One frame: records of batch t for one side of one partition."""
+    return _dumps((t, side, records, writer), 5)
+
+
+def frames(
+    t: int, side: int, records: list[Any], writer: int, place: Callable[[Any], int]
+) -> Iterator[tuple[int, bytes]]:
+    """(partition, frame) for the records of batch t: each partition's records in order,
+    in frames of at most FRAME_RECORDS records and FRAME_BYTES bytes."""
+    by_partition: dict[int, list[Any]] = {}
+    for r in records:
+        p = place(r)
+        held = by_partition.get(p)
+        if held is None:
+            by_partition[p] = [r]
+        else:
+            held.append(r)
+    for p, held in by_partition.items():
+        for i in range(0, len(held), FRAME_RECORDS):
+            yield from _fitted(p, t, side, held[i : i + FRAME_RECORDS], writer)
+
+
+def _fitted(p: int, t: int, side: int, records: list[Any], writer: int):
+    frame = encode(t, side, records, writer)
+    if len(frame) <= FRAME_BYTES or len(records) == 1:
+        yield p, frame
+        return
+    half = len(records) // 2
+    yield from _fitted(p, t, side, records[:half], writer)
+    yield from _fitted(p, t, side, records[half:], writer)
 
 
 def encode_marker(

@@ -38,7 +38,7 @@ class Repartition:
 
     def run(self, t, writer, records, tasks=None):
         """tasks None: the run was killed before its marker."""
-        msgs = [self._msg(t, exchange.encode(t, 0, r, writer)) for r in records]
+        msgs = [self._msg(t, exchange.encode(t, 0, [r], writer)) for r in records]
         if tasks is not None:
             msgs.append(self._msg(t, exchange.encode_marker(t, tasks, (0,), writer)))
         self.w.stages[1].ingest(TOPIC, msgs, 0)

@@ -244,7 +244,9 @@ def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tm
 
 # -- stages after a shuffle ---------------------------------------------------------------
 def exchange_msgs(topic: str, p: int, records: list, tasks=(("lines", 0),)) -> list[Message]:
-    msgs = [msg(topic, p, i, exchange.encode(T, 0, r, WRITER), ts=T) for i, r in enumerate(records)]
+    msgs = [
+        msg(topic, p, i, exchange.encode(T, 0, [r], WRITER), ts=T) for i, r in enumerate(records)
+    ]
     marker = exchange.encode_marker(T, tasks, (0,), WRITER)
     return [*msgs, msg(topic, p, len(records), marker, ts=T)]
 
@@ -266,12 +268,29 @@ def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, 
     assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
     (letter,) = w.producer.to("p-dlq")
     assert letter["key"] is None
-    assert pickle.loads(letter["value"]) == (T, 0, ("b", 2), WRITER)
+    assert pickle.loads(letter["value"]) == (T, 0, [("b", 2)], WRITER)
     h = headers(letter)
     assert (h["kstream.error.topic"], h["kstream.error.partition"]) == (topic, "0")
     assert h["kstream.error.offset"] == "1"
     assert h["kstream.error.operator"].startswith("map-5 (")  # 4: the shuffle
     assert h["kstream.error.type"] == "ZeroDivisionError"
+
+
+def test_a_poison_record_in_a_frame_of_several_goes_alone(monkeypatch, tmp_path):
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(operator.add).map(
+        lambda kv: (kv[0], 6 // (kv[1] - 2))
+    ).to("out")
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    topic = "p-reduce_by_key-3-repartition"
+    frame = exchange.encode(T, 0, [("a", 1), ("b", 2), ("c", 5)], WRITER)
+    marker = exchange.encode_marker(T, (("lines", 0),), (0,), WRITER)
+    feed(w, 1, [msg(topic, 0, 7, frame, ts=T), msg(topic, 0, 8, marker, ts=T)])
+    w._process(w.stages[1], T, ((topic, 0),))
+    assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
+    (letter,) = w.producer.to("p-dlq")
+    assert pickle.loads(letter["value"]) == (T, 0, [("b", 2)], WRITER)
+    assert headers(letter)["kstream.error.offset"] == "7"  # its frame's
 
 
 def stateful_app(tmp_path, fn):
@@ -299,7 +318,7 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     w._process(stage, T, ((topic, 0),))
     # a second batch in the same step: its changes sit on top of the first one's
     nxt = [
-        msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, r, WRITER), ts=T + 1000)
+        msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, [r], WRITER), ts=T + 1000)
         for i, r in enumerate([("a", [2]), ("b", ["bad"])])
     ]
     marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
@@ -315,8 +334,8 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     ]
     letters = w.producer.to("p-dlq")
     assert [pickle.loads(r["value"]) for r in letters] == [
-        (T + 1000, 0, ("a", [2]), WRITER),
-        (T + 1000, 0, ("b", ["bad"]), WRITER),
+        (T + 1000, 0, [("a", [2])], WRITER),
+        (T + 1000, 0, [("b", ["bad"])], WRITER),
     ]
     assert {headers(r)["kstream.error.message"] for r in letters} == {"bad value"}
     store.commit(None)  # what the first batch did, and the second without its input
@@ -359,7 +378,7 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     offset = 0
     for t, records in [(T + 1000, [("a", 1)]), (T, [("a", 5)])]:  # the second is late
         batch = [
-            msg(topic, 0, offset + i, exchange.encode(t, 0, r, WRITER), ts=t)
+            msg(topic, 0, offset + i, exchange.encode(t, 0, [r], WRITER), ts=t)
             for i, r in enumerate(records)
         ]
         offset += len(records) + 1
@@ -368,7 +387,7 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
         stage.ingest(topic, [*batch, marker], 20_000)
         w._process(stage, t, ((topic, 0),))
     (letter,) = w.producer.to("p-dlq")
-    assert pickle.loads(letter["value"]) == (T, 0, ("a", 5), 0)  # no writer: a late record
+    assert pickle.loads(letter["value"]) == (T, 0, [("a", 5)], 0)  # no writer: a late record
     h = headers(letter)
     assert h["kstream.error.reason"] == "late"
     assert "kstream.error.offset" not in h

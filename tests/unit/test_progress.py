@@ -122,8 +122,8 @@ def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_
     stage.assign([tp], {tp: Closings(None, [(T, 3)])})
     tasks = (TP,)
     msgs = [
-        msg(topic, 0, 1, exchange.encode(T + 1000, 0, ("b", 1), 1), ts=T + 1000),
-        msg(topic, 0, 2, exchange.encode(T, 0, ("a", 1), 2), ts=T),  # processed
+        msg(topic, 0, 1, exchange.encode(T + 1000, 0, [("b", 1)], 1), ts=T + 1000),
+        msg(topic, 0, 2, exchange.encode(T, 0, [("a", 1)], 2), ts=T),  # processed
         msg(topic, 0, 3, exchange.encode_marker(T, tasks, (0,), 2), ts=T),
         msg(topic, 0, 4, exchange.encode_marker(T + 1000, tasks, (0,), 1), ts=T + 1000),
     ]
