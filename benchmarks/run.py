@@ -7,7 +7,8 @@ Produces N text lines (9 words each, 1,000-word vocabulary, timestamps over 100 
 
   stateless  raw: consume -> filter + map per record -> produce          (the limit)
              kstream: the same job as a pipeline (one worker)
-  wordcount  raw: consume -> split -> count per 1 s batch in a dict -> produce counts
+  wordcount  raw: consume -> split -> count per 1 s batch of record time in a dict; a
+             batch's counts are produced once every partition has passed its end
              kstream: flat_map/map/reduce_by_key -> to (with its repartition stage)
   running    raw: a running total per word in a plain dict; each 1 s batch of record
              time (closed once every partition has passed it) adds its counts, then every
@@ -131,26 +132,6 @@ def raw_stateless(msgs, p, out):
             p.produce(out, v.upper().encode())
 
 
-class RawWordCount:
-    """Counts per 1 s batch of record time; a batch is emitted once a later one starts."""
-
-    def __init__(self) -> None:
-        self.counts: dict[int, Counter] = {}
-
-    def __call__(self, msgs, p, out):
-        for m in msgs:
-            t = m.timestamp()[1] // 1000
-            c = self.counts.get(t)
-            if c is None:
-                c = self.counts[t] = Counter()
-            c.update(m.value().decode().split())
-        newest = max(self.counts, default=0)
-        for t in sorted(self.counts):
-            if t < newest or not msgs:
-                for w, n in self.counts.pop(t).items():
-                    p.produce(out, str(n).encode(), w.encode(), timestamp=t * 1000)
-
-
 class RawBuckets:
     """Word counts per bucket of record time (`size_ms`); a bucket closes once every
     partition has a record past its end (then `emit`), or at the end of the input."""
@@ -194,11 +175,9 @@ class RawRunning(RawBuckets):
             produce(p, out, str(n).encode(), w.encode(), end)
 
 
-class RawWindow(RawBuckets):
-    """Counts per word and 10 s tumbling window; a closed window's counts are produced."""
-
-    def __init__(self) -> None:
-        super().__init__(10_000)
+class RawCounts(RawBuckets):
+    """Counts per word and bucket (1 s: the word count's batches; 10 s: the tumbling
+    window); a closed bucket's counts are produced."""
 
     def emit(self, end, counts, p, out):
         for w, n in counts.items():
@@ -385,8 +364,12 @@ JOBS = {
     "restore": Job("raw read", 0.0, "keys/s"),
     "eos": Job("ks alos", 0.77),  # eos time <= 1.3x at-least-once
 }
-RAW = {"stateless": lambda: raw_stateless, "wordcount": RawWordCount, "running": RawRunning}
-RAW["window"] = RawWindow
+RAW = {
+    "stateless": lambda: raw_stateless,
+    "wordcount": lambda: RawCounts(1000),
+    "running": RawRunning,
+    "window": lambda: RawCounts(10_000),
+}
 PIPELINES = {"stateless": stateless, "wordcount": wordcount, "running": running, "window": window}
 
 
