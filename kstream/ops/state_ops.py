@@ -21,10 +21,16 @@ from kstream.ops.stateful import KEY, META, Stateful, ms
 _IMMUTABLE = (int, float, str, bytes, bool, type(None))
 
 
-def _group(pairs: Batch) -> dict[Any, list[Any]]:
-    groups: defaultdict[Any, list[Any]] = defaultdict(list)
+def _group(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    """Each key's values in order, in one pass over any iterable."""
+    groups: dict[Any, list[Any]] = {}
+    get = groups.get
     for k, v in pairs:
-        groups[k].append(v)
+        held = get(k)
+        if held is None:
+            groups[k] = [v]
+        else:
+            held.append(v)
     return groups
 
 

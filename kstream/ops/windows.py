@@ -199,6 +199,7 @@ class ReduceByKeyAndWindow(Windowed):
     value returns to zero stay unless filter_fn drops them, as in Spark)."""
 
     kind = "reduce_by_key_and_window"
+    partial_streams = True
 
     def __init__(self, fn, inv_fn, filter_fn, length_ms, slide_ms):
         super().__init__(length_ms, slide_ms)
@@ -304,6 +305,7 @@ class ReduceByKeyAndSession(Stateful):
     """
 
     kind = "reduce_by_key_and_session"
+    partial_streams = True
 
     def __init__(self, fn: Callable[[Any, Any], Any], gap_ms: int, late: str):
         self.fn = fn
