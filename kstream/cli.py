@@ -116,6 +116,13 @@ def main() -> None:
     "the worker stops.",
 )
 @click.option(
+    "--state-memory-mb",
+    envvar="KSTREAM_STATE_MEMORY_MB",
+    type=click.IntRange(min=4),
+    help="RocksDB memory of all the worker's stores, in MB: half memtables, half block "
+    "cache (the app's default: 64). Leave room for it under the container's memory limit.",
+)
+@click.option(
     "--group-instance-id",
     envvar="KSTREAM_GROUP_INSTANCE_ID",
     help="Static group membership id (e.g. the pod name): restarts do not rebalance.",
@@ -149,6 +156,7 @@ def worker(
     state_dir,
     guarantee,
     on_error,
+    state_memory_mb,
     group_instance_id,
     metrics_port,
     metrics_host,
@@ -168,6 +176,7 @@ def worker(
                 "state_dir": state_dir,
                 "guarantee": guarantee,
                 "on_error": on_error,
+                "state_memory_mb": state_memory_mb,
             },
         )
         w = Worker(

@@ -228,11 +228,14 @@ class Worker:
         self.started_at = self._due_checked = self._due_since = time.time()
         self._connect()
         log.info(
-            "worker for %s started (%s): %d stage(s), reading %s",
+            "worker for %s started (%s): %d stage(s), reading %s%s",
             self.app.app_id,
             self.app.settings.guarantee,
             len(self.stages),
             ", ".join(self.topic_stage),
+            f"; state stores within {self.app.settings.state_memory_mb} MB of RocksDB memory"
+            if self.stores.nodes
+            else "",
         )
 
     def _connect(self) -> None:

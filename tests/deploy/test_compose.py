@@ -94,6 +94,7 @@ def test_worker_runs_the_example_against_the_internal_listener(compose):
     assert int(env["KSTREAM_METRICS_PORT"]) == METRICS_PORT
     assert env["KSTREAM_GUARANTEE"] == "${KSTREAM_GUARANTEE:-at-least-once}"
     assert env["KSTREAM_ON_ERROR"] == "${KSTREAM_ON_ERROR:-dlq}"
+    assert env["KSTREAM_STATE_MEMORY_MB"] == "${KSTREAM_STATE_MEMORY_MB:-64}"
     assert float(env["KSTREAM_STOP_TIMEOUT"]) < duration(worker["stop_grace_period"])
     assert worker["command"] == ["worker", EXAMPLE_APP]
     assert worker["build"] == {"context": ".", "dockerfile": "Dockerfile"}

@@ -72,6 +72,7 @@ CASES: dict[str, dict] = {
             "batchInterval": 0.5,
             "guarantee": "exactly-once",
             "onError": "skip",
+            "stateMemoryMB": 256,
         },
         "kafkaConfig": {
             "security.protocol": "SASL_SSL",
@@ -268,6 +269,7 @@ def test_statefulset_env_follows_the_cli_contract(rendered):
     assert env["KSTREAM_STOP_TIMEOUT"]["value"] == "55"  # 5 s inside the 60 s grace period
     assert "KSTREAM_APP_ID" not in env  # the pipeline's own id unless app.id is set
     assert "KSTREAM_ON_ERROR" not in env  # the pipeline's own poison policy unless set
+    assert "KSTREAM_STATE_MEMORY_MB" not in env
     for case, docs in rendered.items():
         names = {n for n in env_of(docs) if n.startswith("KSTREAM_")}
         assert names <= CLI_ENV, (case, names - CLI_ENV)
@@ -416,6 +418,7 @@ def test_secrets_env_volumes_and_scheduling(rendered):
     assert env["KSTREAM_BATCH_INTERVAL"]["value"] == "0.5"
     assert env["KSTREAM_GUARANTEE"]["value"] == "exactly-once"
     assert env["KSTREAM_ON_ERROR"]["value"] == "skip"
+    assert env["KSTREAM_STATE_MEMORY_MB"]["value"] == "256"
     assert env["KSTREAM_APP_ID"]["value"] == "wordcount"
     assert {"name": "kafka-certs", "mountPath": "/etc/kafka/certs", "readOnly": True} in c[
         "volumeMounts"
@@ -544,6 +547,8 @@ def test_hpa_and_keda_exclude_each_other(chart):
         ({"brokrs": "kafka:9092"}, "'brokrs' not allowed"),
         ({"app": {"guarantee": "exactly-twice"}}, "/app/guarantee"),
         ({"app": {"onError": "ignore"}}, "/app/onError"),
+        ({"app": {"stateMemoryMB": 2}}, "/app/stateMemoryMB"),
+        ({"app": {"stateMemoryMB": "64Mi"}}, "/app/stateMemoryMB"),
         ({"terminationGracePeriodSeconds": 5}, "/terminationGracePeriodSeconds"),
         ({"app": {"sourc": "x"}}, "'sourc' not allowed"),
         ({"app": {"batchInterval": 0}}, "/app/batchInterval"),

@@ -128,11 +128,13 @@ def test_memory_stays_flat_as_state_grows(bootstrap, topics, app_id, tmp_path):
         "KS_TEST_INPUT": source,
         "KS_TEST_STATE": str(state_dir),
         "KS_TEST_REPORT": str(report.path),
+        "KSTREAM_STATE_MEMORY_MB": "32",  # 16 MB of memtables, 16 MB of block cache
     }
     log = tmp_path / "worker.log"
     worker = spawn_worker("many_keys.py", app_id, bootstrap, log, env)
     try:
         wait_for(lambda: len(report.rows()) > 0, 60, "the worker's first batch")
+        assert "state stores within 32 MB of RocksDB memory" in log.read_text()
         for phase in range(PHASES):
             send(bootstrap, source, [key(i) for i in range(phase * PHASE, (phase + 1) * PHASE)])
             n = (phase + 1) * PHASE

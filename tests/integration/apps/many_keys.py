@@ -31,11 +31,7 @@ def report(t, records):
         _trim(0)
 
 
-app = kstream.App(
-    "it-many-keys",
-    batch_interval=1.0,
-    state_dir=os.environ["KS_TEST_STATE"],
-    state_memory_mb=32,  # the stores' memory: 16 MB of memtables, 16 MB of block cache
-)
+# the stores' memory comes from the worker's environment (KSTREAM_STATE_MEMORY_MB)
+app = kstream.App("it-many-keys", batch_interval=1.0, state_dir=os.environ["KS_TEST_STATE"])
 keys = app.stream(os.environ["KS_TEST_INPUT"]).flat_map(str.split).map(lambda k: (k, 1))
 keys.map_with_state(kstream.StateSpec(count)).foreach_batch(report)
