@@ -209,7 +209,10 @@ def produce(
 
 
 def read_topic(bootstrap: str, topic: str, idle: float = 2.0, timeout: float = 60.0) -> list[Any]:
-    """Every committed record of a topic, from the start, once no new ones arrive for `idle`."""
+    """Every committed record of a topic, from the start, up to about now: read until every
+    partition has been read to its end once, and then for `idle` more seconds. (Counting
+    the idle time from the first partition's end missed a slow partition's records; waiting
+    for no new record at all never ends on a topic still being written.)"""
     c = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -224,17 +227,23 @@ def read_topic(bootstrap: str, topic: str, idle: float = 2.0, timeout: float = 6
     c.subscribe([topic])
     out: list[Any] = []
     deadline = time.monotonic() + timeout
-    last = None  # the idle time counts from the first end-of-partition
+    reached: set[int] = set()  # partitions read to their end at least once
+    caught_up = None  # when every assigned partition had been
     try:
-        while time.monotonic() < deadline and (last is None or time.monotonic() - last < idle):
+        while time.monotonic() < deadline:
+            if caught_up is not None and time.monotonic() - caught_up >= idle:
+                break
             for m in c.consume(1000, 0.2):
                 if m.error() is None:
                     out.append(m)
-                    last = time.monotonic()
                 elif m.error().code() == KafkaError._PARTITION_EOF:
-                    last = last or time.monotonic()
+                    reached.add(m.partition())
                 else:
                     raise RuntimeError(m.error().str())
+            if caught_up is None and reached:
+                assigned = {tp.partition for tp in c.assignment()}
+                if assigned and assigned <= reached:
+                    caught_up = time.monotonic()
     finally:
         c.close()
     return out
