@@ -158,9 +158,15 @@ class AtLeastOnce(Delivery):
             log.warning("commit skipped during a rebalance (%s); the next one catches up", err)
 
     def abandon(self) -> None:
+        """Drop what the producers still hold. A producer in a fatal state (e.g. its
+        sequence numbers lost by a restarted broker) raises that from flush: it is being
+        dropped for it, so that is no reason to stop the worker."""
         for p in (self.producer, self.changelog_producer):
-            p.purge()
-            p.flush(0)
+            try:
+                p.purge()
+                p.flush(0)
+            except KafkaException as e:
+                log.info("dropping a producer in error: %s", e.args[0].str())
         self.send_errors.clear()
 
     def close(self) -> None:

@@ -75,6 +75,8 @@ _topic = Message.topic
 
 # Kafka failed a step for good: the worker starts over from its committed offsets
 RESTARTABLE = (SendFailedError, StepAbortedError, KafkaException)
+BROKER_PROBE_EVERY = 5.0  # seconds between metadata requests of an idle worker cut off
+UNREACHABLE = "broker unreachable"
 # The worker must not go on: a poison record under on_error="fail", or a zombie
 WorkerStopped = (FencedError, PoisonRecordError)
 
@@ -109,6 +111,7 @@ class Worker:
         self.restarts = 0
         self.restore_slice = 0.5  # seconds of restoring per iteration (others run between)
         self._failures = 0  # failed steps in a row (for the back-off)
+        self._probe_at: float | None = None  # when to ask whether the broker is back
         self._transactional_lock = None
         # assigned partitions' closings from their previous owners' commits, until the
         # partitions join their stages (kstream/progress.py)
@@ -254,6 +257,9 @@ class Worker:
             self.delivery = AtLeastOnce(self.brokers, self.kafka, on_problem)
         self.producer = self.delivery.producer
         config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
+        # global errors (all brokers down, ...) come only through this callback, served
+        # in consume(): without it they were dropped and readiness never saw them
+        config["error_cb"] = self._consumer_error
         self.consumer = Consumer(config)
         self.consumer.subscribe(
             list(self.topic_stage),
@@ -406,6 +412,8 @@ class Worker:
             self._restore()
         now_ms = int(time.time() * 1000)
         self._ingest(msgs, now_ms)
+        if self._probe_at is not None and time.monotonic() >= self._probe_at:
+            self._probe_broker()
         # a batch found due now became due after the previous look (see _process)
         self._due_since, self._due_checked = self._due_checked, now_ms / 1000
         done = 0
@@ -502,8 +510,22 @@ class Worker:
             raise KafkaException(err)
         self.observer.metrics.error("consumer")
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self.observer.ready(False, f"broker unreachable: {err.str()}")
+            self.observer.ready(False, f"{UNREACHABLE}: {err.str()}")
+            self._probe_at = time.monotonic() + BROKER_PROBE_EVERY
         log.warning("consumer: %s", err.str())
+
+    def _probe_broker(self) -> None:
+        """Not ready since the broker went away: records coming again say it is back
+        (_ingest), but an idle worker gets none, so it asks for metadata."""
+        self._probe_at = None
+        if not self.observer.health.readiness()["reason"].startswith(UNREACHABLE):
+            return  # ready again, or not ready for another reason
+        try:
+            self.consumer.list_topics(timeout=1.0)  # type: ignore[union-attr]
+        except KafkaException:
+            self._probe_at = time.monotonic() + BROKER_PROBE_EVERY
+            return
+        self.observer.ready(True, "the broker is reachable again")
 
     def _evaluate(
         self, stage: StageRuntime, t: int, tps: tuple[TP, ...]

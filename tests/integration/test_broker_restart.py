@@ -28,7 +28,7 @@ from tests.integration.faults import (
     stuck_in_kafka,
     tagged_lines,
 )
-from tests.integration.workers import spawn_worker, wait_for
+from tests.integration.workers import spawn_worker, stop, wait_for
 
 APP = "tagged_count.py"
 PARTITIONS = 4
@@ -129,3 +129,29 @@ def test_broker_kill_9_and_restart_loses_nothing(persistent_broker, tmp_path, gu
         note(f"exit codes after SIGTERM: {codes}")
     assert not outcome.lost, f"{outcome.summary()}\n{log_tail()}"
     assert codes == [0] * WORKERS, f"exit codes {codes}\n{log_tail()}"
+
+
+def test_an_idle_worker_is_ready_again_once_the_broker_is_back(persistent_broker, tmp_path):
+    """Readiness follows the broker even when no record comes to say it is back."""
+    broker = persistent_broker
+    create_topics(broker.bootstrap, {"lines": 1, "counts": 1})
+    log = tmp_path / "w.log"
+    env = {"KS_TEST_INPUT": "lines", "KS_TEST_OUTPUT": "counts"}
+    proc = spawn_worker("hangs.py", "it-idle", broker.bootstrap, log, env)  # map -> to
+
+    def logged(line: str, after: int = 0) -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the worker exited with {proc.returncode}:\n{log.read_text()}")
+        return line in log.read_text()[after:]
+
+    try:
+        wait_for(lambda: logged("ready: assigned"), 60, "the worker's assignment")
+        broker.kill()
+        wait_for(lambda: logged("not ready: broker unreachable"), 30, "not ready")
+        down = len(log.read_text())
+        broker.restart()
+        # ready again: from the probe, or from a new assignment if the group had expired
+        wait_for(lambda: logged("INFO kstream.observe: ready: ", down), 30, "ready again")
+    finally:
+        code = stop(proc, timeout=STOP_TIMEOUT + 25)
+    assert code == 0, log.read_text()[-3000:]
