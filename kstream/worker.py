@@ -81,6 +81,13 @@ UNREACHABLE = "broker unreachable"
 WorkerStopped = (FencedError, PoisonRecordError)
 
 
+def consumer_failed(error: BaseException) -> bool:
+    """Whether a restart must replace the group member too: a fatal error (e.g. its static
+    member id fenced). Other failures keep it, rewound to the committed offsets."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
+    return isinstance(err, KafkaError) and err.fatal()
+
+
 class Worker:
     """Runs every stage of an app as one member of the app's consumer group."""
 
@@ -242,7 +249,8 @@ class Worker:
         )
 
     def _connect(self) -> None:
-        """The Kafka clients of one incarnation: producer(s), then the group member."""
+        """The Kafka clients of one incarnation: producer(s), then the group member (the
+        one kept over a restart, rewound to the committed offsets, or a new one)."""
         self.observer.ready(False, "joining the consumer group")
         on_problem = lambda what: self.observer.metrics.error("produce")  # noqa: E731
         if self.app.settings.guarantee == "exactly-once":
@@ -256,6 +264,9 @@ class Worker:
         else:
             self.delivery = AtLeastOnce(self.brokers, self.kafka, on_problem)
         self.producer = self.delivery.producer
+        if self.consumer is not None:
+            self._rewind()
+            return
         config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
         # global errors (all brokers down, ...) come only through this callback, served
         # in consume(): without it they were dropped and readiness never saw them
@@ -268,12 +279,37 @@ class Worker:
             on_lost=self._on_lost,
         )
 
-    def _disconnect(self) -> None:
-        """Drop this incarnation: its clients, open batches and uncommitted state."""
+    def _rewind(self) -> None:
+        """Take the kept member's partitions again, from their committed offsets: out of
+        librdkafka's assignment and back in without an offset (so it reads the committed
+        ones), through `_on_assign` into the fresh stages and stores. The group sees no
+        change. A member that cannot be rewound is dropped (the next restart replaces it)."""
+        consumer = self.consumer
+        assert consumer is not None
+        self._handed.clear()
+        try:
+            partitions = [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment()]
+            if not partitions:  # a member without partitions (more workers than them)
+                self.observer.ready(True, "assigned (no partitions)")
+                return
+            if self._cooperative:
+                consumer.incremental_unassign(partitions)
+            self._on_assign(consumer, partitions)
+        except KafkaException:
+            self.consumer = None
+            consumer.close()
+            raise
+
+    def _disconnect(self, keep_consumer: bool) -> None:
+        """Drop this incarnation: its producer(s), open batches and uncommitted state, and
+        its group member unless `keep_consumer`. A kept member does not leave the group:
+        no rebalance, and none that Tansu never completes (a member that leaves while it
+        leads a forming generation stays its leader: workers restarting together, as after
+        a broker restart, got no partitions back)."""
         if self.delivery is not None:
             self.delivery.abandon()
             self.delivery = self.producer = None
-        if self.consumer is not None:
+        if self.consumer is not None and not keep_consumer:
             self.consumer.close()  # its revocation callback closes the task stores
             self.consumer = None
         self.stores.close()
@@ -295,7 +331,7 @@ class Worker:
                 error,
                 delay,
             )
-            self._disconnect()
+            self._disconnect(keep_consumer=not consumer_failed(error))
             if self.stopping.wait(delay):
                 return
             self._build_stages()
@@ -308,6 +344,10 @@ class Worker:
                 error = again
 
     # -- rebalance -------------------------------------------------------------------
+    @property
+    def _cooperative(self) -> bool:
+        return "cooperative" in str(self.kafka.get("partition.assignment.strategy", "cooperative"))
+
     def _group(self, partitions: list[TopicPartition]) -> dict[StageRuntime, list[TP]]:
         by_stage: dict[StageRuntime, list[TP]] = defaultdict(list)
         for tp in partitions:
@@ -318,7 +358,7 @@ class Worker:
         """Take the partitions; those whose stores need restoring stay paused, out of
         their stage, until `_restore` has rebuilt them (outside this callback, a slice
         per iteration, so neither the group's poll deadline nor other tasks wait)."""
-        if "cooperative" in str(self.kafka.get("partition.assignment.strategy", "cooperative")):
+        if self._cooperative:
             consumer.incremental_assign(partitions)
         else:
             consumer.assign(partitions)

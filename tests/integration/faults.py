@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kstream.settings import CHOICES
 from kstream.testing import FAST_CLIENT
-from tests.integration.workers import WORDS, read_to_end
+from tests.integration.workers import WORDS, partition_ends, read_to_end
 
 EXACTLY_ONCE_MISSING = "exactly-once" not in CHOICES["guarantee"]
 NEEDS_EXACTLY_ONCE = pytest.mark.skipif(
@@ -138,12 +138,14 @@ def produce_lines(bootstrap: str, topic: str, records: list[tuple[int, str, int]
     assert p.flush(60) == 0, "lines not acknowledged"
 
 
-def read_output(bootstrap: str, topic: str, timeout: float = 60) -> dict[Key, list[list[int]]]:
-    """Every record the app wrote (committed), per (batch, word): each its list of line
-    ids. Read up to the end of every partition, without a consumer group (no join to
-    wait for, so it can be called often)."""
+def read_output(
+    bootstrap: str, topic: str, timeout: float = 60, committed: bool = True
+) -> dict[Key, list[list[int]]]:
+    """Every record the app wrote (committed, unless committed=False), per (batch, word):
+    each its list of line ids. Read up to the end of every partition, without a consumer
+    group (no join to wait for, so it can be called often)."""
     got: dict[Key, list[list[int]]] = defaultdict(list)
-    for m in read_to_end(bootstrap, topic, timeout):
+    for m in read_to_end(bootstrap, topic, timeout, committed):
         got[(m.timestamp()[1], m.key().decode())].append(json.loads(m.value()))
     return dict(got)
 
@@ -246,3 +248,14 @@ def all_counted(expected: dict[Key, Counter], got: dict[Key, list[list[int]]]) -
         if want - have:
             return False
     return True
+
+
+def stalled_transactions(bootstrap: str, topic: str, wait: float = 10.0) -> dict[int, int]:
+    """Partitions whose last stable offset stays below their high watermark for `wait`
+    seconds: a transaction the broker never resolves (read_committed readers stop there).
+    Returns partition -> the stuck offset."""
+    stable = partition_ends(bootstrap, topic, committed=True)
+    high = partition_ends(bootstrap, topic, committed=False)
+    time.sleep(wait)
+    again = partition_ends(bootstrap, topic, committed=True)
+    return {p: o for p, o in stable.items() if o < high[p] and again[p] == o}

@@ -4,7 +4,8 @@ the workers carry on and finish with nothing lost (issue 4).
 
 BROKER.md: after a broker restart, idempotent and transactional producers never recover
 on their own (UNKNOWN_PRODUCER_ID); the worker has to recreate them (README, Delivery:
-it drops its clients and starts over from the committed offsets).
+it drops its producers and starts over from the committed offsets, keeping its group
+member: Tansu never completes a rebalance whose forming leader left the group).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from tests.integration.faults import (
     produce_lines,
     read_output,
     read_stable_output,
+    stalled_transactions,
     stop_all,
     stuck_in_kafka,
     tagged_lines,
 )
-from tests.integration.workers import spawn_worker, stop, wait_for
+from tests.integration.workers import WaitTimeout, spawn_worker, stop, wait_for
 
 APP = "tagged_count.py"
+REPARTITION = "it-restart-reduce_by_key-3-repartition"  # the app's shuffle (app id it-restart)
 PARTITIONS = 4
 WORKERS = 2
 STOP_TIMEOUT = 5  # the workers' --stop-timeout (seconds)
@@ -50,21 +53,7 @@ def persistent_broker(tmp_path):
 
 @pytest.mark.parametrize(
     "guarantee",
-    [
-        "at-least-once",
-        pytest.param(
-            "exactly-once",
-            marks=[
-                NEEDS_EXACTLY_ONCE,
-                pytest.mark.skip(
-                    reason="open problem: when both workers wedge in send_offsets_to_"
-                    "transaction after the broker restart and start over together, their "
-                    "new consumers get no partitions within 70 s in about half the runs "
-                    "(one worker restarting alone is fine); not yet explained"
-                ),
-            ],
-        ),
-    ],
+    ["at-least-once", pytest.param("exactly-once", marks=NEEDS_EXACTLY_ONCE)],
 )
 def test_broker_kill_9_and_restart_loses_nothing(persistent_broker, tmp_path, guarantee):
     broker = persistent_broker
@@ -121,7 +110,12 @@ def test_broker_kill_9_and_restart_loses_nothing(persistent_broker, tmp_path, gu
                     raise StuckInKafkaError(f"{log.name}: stuck in a Kafka call:\n{stuck}")
             return all_counted(expected, read_output(bootstrap, output))
 
-        wait_for(done, 90, "every expected count after the broker restart")
+        try:
+            wait_for(done, 90, "every expected count after the broker restart")
+        except WaitTimeout:
+            if guarantee == "exactly-once":
+                tansu_left_a_transaction_open(bootstrap, [output, REPARTITION])
+            raise
         outcome = compare(expected, read_stable_output(bootstrap, output))
         note(outcome.summary())
     finally:
@@ -129,6 +123,24 @@ def test_broker_kill_9_and_restart_loses_nothing(persistent_broker, tmp_path, gu
         note(f"exit codes after SIGTERM: {codes}")
     assert not outcome.lost, f"{outcome.summary()}\n{log_tail()}"
     assert codes == [0] * WORKERS, f"exit codes {codes}\n{log_tail()}"
+
+
+def tansu_left_a_transaction_open(bootstrap: str, topics: list[str]) -> None:
+    """xfail when a transaction the broker never resolves blocks read_committed readers
+    of a topic the workers write in transactions (the output, or the repartition topic,
+    which then starves the stage after it). Tansu's transaction coordinator can mark a
+    commit done while its end markers are still being written; the ranges they leave
+    open block every later transaction on the partition for ever, with no transaction
+    timeout to break it, while producers are told their commits succeeded (helper-11's
+    diagnosis from Tansu's transaction metadata: tansu-storage dynostore.rs txn_end /
+    overlapping_transactions). Kafka aborts a transaction left open after
+    transaction.timeout.ms (kstream: 10 s), so there a stable offset never stays stuck."""
+    stuck = {t: s for t in topics if (s := stalled_transactions(bootstrap, t))}
+    if stuck:
+        pytest.xfail(
+            "Tansu never resolved a transaction: stable offsets stuck below the high "
+            f"watermark for 10 s (topic: {{partition: offset}}): {stuck}"
+        )
 
 
 def test_an_idle_worker_is_ready_again_once_the_broker_is_back(persistent_broker, tmp_path):

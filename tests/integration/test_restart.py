@@ -31,7 +31,7 @@ def test_a_failed_step_is_redone_after_a_restart(bootstrap, topics, app_id, tmp_
     worker = Worker(app)
     worker.prepare()
     worker.start()
-    failing = worker.delivery
+    failing, member = worker.delivery, worker.consumer
 
     def fail_once(consumer, offsets):
         failing.abandon()
@@ -43,7 +43,8 @@ def test_a_failed_step_is_redone_after_a_restart(bootstrap, topics, app_id, tmp_
         while worker.restarts == 0 or worker.batches_done < 10:
             assert time.monotonic() < deadline, (worker.restarts, worker.batches_done)
             worker.loop(duration=1.0)
-        assert worker.delivery is not failing  # new clients after the restart
+        assert worker.delivery is not failing  # a new producer after the restart
+        assert worker.consumer is member  # the same group member, rewound
         worker.loop(duration=3.0)
     finally:
         worker.close()

@@ -50,13 +50,17 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30)
     return proc.wait(timeout)
 
 
+class WaitTimeout(AssertionError):
+    """What was waited for did not happen in time."""
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise WaitTimeout(f"timed out after {timeout}s waiting for {what}")
 
 
 def make_lines(partitions: int, per_partition: int, seconds: int, seed: int = 1):
@@ -87,38 +91,50 @@ def output_batches(bootstrap: str, topic: str, idle: float = 1.5) -> tuple[dict[
     return dict(got), len(msgs)
 
 
-def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list:
-    """Every committed record of a topic, read to the end of each partition (assigned, no
-    group to join): exact where read_topic's idle wait may miss a slow partition."""
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30, committed: bool = True) -> list:
+    """Every committed record of a topic (or every record, committed=False), read to the
+    end of each partition (assigned, no group to join): exact where read_topic's idle
+    wait may miss a slow partition."""
+    return _read_to_end(bootstrap, topic, timeout, committed)[0]
+
+
+def partition_ends(bootstrap: str, topic: str, committed: bool) -> dict[int, int]:
+    """Where each partition ends for a reader: its last stable offset for read_committed,
+    its high watermark otherwise (from end-of-partition events: Tansu's ListOffsets is
+    wrong, BROKER.md)."""
+    return _read_to_end(bootstrap, topic, 30, committed)[1]
+
+
+def _read_to_end(bootstrap: str, topic: str, timeout: float, committed: bool):
     c = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": "unused",  # assign() only: nothing is joined or committed
             "enable.auto.commit": False,
             "enable.partition.eof": True,
-            "isolation.level": "read_committed",
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
             **FAST_CLIENT,
         }
     )
-    out = []
+    out, ends = [], {}
     try:
         partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        left = set(partitions)
         deadline = time.monotonic() + timeout
-        while left:
+        while len(ends) < len(partitions):
             if time.monotonic() > deadline:
+                left = set(partitions) - set(ends)
                 raise AssertionError(f"{topic}: no end of partitions {left} in {timeout}s")
             for m in c.consume(1000, 0.2):
                 if m.error() is None:
                     out.append(m)
                 elif m.error().code() == KafkaError._PARTITION_EOF:
-                    left.discard(m.partition())
+                    ends.setdefault(m.partition(), m.offset())
                 else:
                     raise AssertionError(f"{topic}: {m.error().str()}")
     finally:
         c.close()
-    return out
+    return out, ends
 
 
 def total(batches: dict[int, Counter]) -> int:
