@@ -50,7 +50,8 @@ class DStream:
         parents: list[Node] = []
         for side, s in enumerate(streams):
             if needs_shuffle:
-                shuffle = Shuffle(target, side, combine, partitions, by)
+                streams = combine is not None and op.partial_streams
+                shuffle = Shuffle(target, side, combine, partitions, by, streams)
                 parents.append(self.app._add_node(shuffle, (s.node,), False))
             else:
                 parents.append(s.node)

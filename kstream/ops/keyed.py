@@ -33,6 +33,9 @@ class Aggregation(Operator):
         return self.merge(x if self.pre_combined else self.partial(x))
 
 
+_NONE = object()
+
+
 def reduce_pairs(fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]]) -> Batch:
     """Per key, fn over its values in order. One pass over any iterable: as the reader of
     a chain of record operators it runs with no list of the pairs (kstream.graph); that
@@ -43,9 +46,6 @@ def reduce_pairs(fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]]
         held = get(k, _NONE)
         acc[k] = v if held is _NONE else fn(held, v)
     return list(acc.items())
-
-
-_NONE = object()
 
 
 class ReduceByKey(Aggregation):

@@ -23,11 +23,12 @@ class Shuffle(Operator):
         combine: Callable[[Batch], Batch] | None,
         partitions: int | None,
         by: str,
+        streams: bool = False,
     ):
         self.target = target  # name of the consuming node: names the repartition topic
         self.side = side  # which input of the consumer (0, or 1 for a join's right side)
         self.combine = combine
-        self.streams = getattr(getattr(combine, "__self__", None), "partial_streams", False)
+        self.streams = streams  # combine reads any iterable once (the op's partial_streams)
         self.partitions = 1 if by == GLOBAL else partitions
         self.by = by
 

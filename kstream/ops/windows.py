@@ -239,7 +239,6 @@ class CountByValueAndWindow(ReduceByKeyAndWindow):
     """Spark's definition: reduce_by_key_and_window(+, -) of (value, 1), zeros dropped."""
 
     kind = "count_by_value_and_window"
-    partial_streams = True
 
     def __init__(self, length_ms, slide_ms):
         super().__init__(_add, _sub, _nonzero, length_ms, slide_ms)
