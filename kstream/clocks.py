@@ -29,14 +29,18 @@ class Closer:
         self.max_empty = max_empty
         self.closed_through: int | None = None
         self.skipped_empty = 0
+        self.empty_run = 0  # empty batches closed in a row
 
-    def due(self, watermark: int | None, pending: list[int], every: bool) -> list[int]:
-        """Batch times <= watermark to close now. `pending` (sorted) have records.
+    def due(
+        self, watermark: int | None, pending: list[int], every: bool, limit: int | None = None
+    ) -> list[int]:
+        """Batch times <= watermark to close now, at most `limit` of them (the rest stay
+        due). `pending` (sorted) have records.
 
         every=True closes every interval (empty ones too) but compresses idle gaps longer
         than max_empty batches; every=False closes only the pending ones.
         """
-        if watermark is None:
+        if watermark is None or limit == 0:
             return []
         i = self.interval
         if self.closed_through is None:
@@ -47,26 +51,29 @@ class Closer:
         if not every:
             start = bisect.bisect_right(pending, self.closed_through)
             end = bisect.bisect_right(pending, watermark)
-            out = pending[start:end]
+            out = pending[start:end][:limit]
         else:
             out = []
             t = self.closed_through + i
-            empty_run = 0
-            while t <= watermark:
+            while t <= watermark and (limit is None or len(out) < limit):
                 k = bisect.bisect_left(pending, t)
                 has_data = k < len(pending) and pending[k] == t
-                empty_run = 0 if has_data else empty_run + 1
+                # counted across calls: a gap closed a few batches at a time is still a gap
+                self.empty_run = 0 if has_data else self.empty_run + 1
                 out.append(t)
-                if empty_run >= self.max_empty:
+                if self.empty_run >= self.max_empty:
                     # an idle gap: jump to the next batch with data, or to the newest due one
                     nxt = pending[k] if k < len(pending) else watermark - watermark % i
                     if nxt > t + i:
                         self.skipped_empty += (nxt - t) // i - 1
                         log.info("skipping %d empty batches of an idle gap", (nxt - t) // i - 1)
                         t = nxt
-                        empty_run = 0
+                        self.empty_run = 0
                         continue
                 t += i
+            if out:  # through the last batch taken, or an idle gap skipped after it
+                self.closed_through = max(out[-1], min(t - i, watermark - watermark % i))
+            return out
         if out:
             self.closed_through = out[-1]
         return out

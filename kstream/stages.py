@@ -134,10 +134,15 @@ class StageRuntime:
     def pending(self) -> list[int]:
         return self.open.times()
 
-    def due(self, now_ms: int) -> list[Run]:
-        """The runs to process now, in order: partitions catching up first."""
-        runs = self._catch_up(now_ms)
-        regular = self.closer.due(self.watermark(now_ms), self.pending(), self.every_interval)
+    def due(self, now_ms: int, limit: int | None = None) -> list[Run]:
+        """The runs to process now, in order, at most `limit` of them: partitions
+        catching up first. Only the runs returned are closed; the others stay due."""
+        runs = self._catch_up(now_ms, limit)
+        if limit is not None:
+            limit -= len(runs)
+        regular = self.closer.due(
+            self.watermark(now_ms), self.pending(), self.every_interval, limit
+        )
         if regular:
             everyone = tuple(sorted(self.closed))
             runs.extend((t, everyone) for t in regular)
@@ -145,23 +150,30 @@ class StageRuntime:
                 self._close(tp, regular[-1])
         return runs
 
-    def _catch_up(self, now_ms: int) -> list[Run]:
+    def _catch_up(self, now_ms: int, limit: int | None) -> list[Run]:
         stage_done = self.closer.closed_through
         if stage_done is None:
             return []
         by_time: dict[int, list[TP]] = defaultdict(list)
+        limits: dict[TP, int] = {}
         for tp, done in self.closed.items():
             if done is not None and done >= stage_done:
                 continue
             w = self.partition_watermark(tp, now_ms)
             if w is None:
                 continue
-            limit = min(w, stage_done)
+            limits[tp] = upto = min(w, stage_done)
             for t in self.open.times_of(tp):
-                if t <= limit and (done is None or t > done):
+                if t <= upto and (done is None or t > done):
                     by_time[t].append(tp)
-            self._close(tp, limit)
-        return [(t, tuple(sorted(tps))) for t, tps in sorted(by_time.items())]
+        times = sorted(by_time)
+        if limit is not None and len(times) > limit:
+            times = times[:limit]  # the partitions close through the last run taken
+            cut = times[-1] if times else None
+            limits = {tp: min(upto, cut) for tp, upto in limits.items() if cut is not None}
+        for tp, upto in limits.items():
+            self._close(tp, upto)
+        return [(t, tuple(sorted(by_time[t]))) for t in times]
 
 
 class SourceStage(StageRuntime):

@@ -75,6 +75,9 @@ _topic = Message.topic
 
 # Kafka failed a step for good: the worker starts over from its committed offsets
 RESTARTABLE = (SendFailedError, StepAbortedError, KafkaException)
+# A step takes due batches for this long at most, then commits them and polls again, so
+# a backlog is checkpointed as it goes and stop requests and rebalances wait for one batch
+STEP_SECONDS = 1.0
 BROKER_PROBE_EVERY = 5.0  # seconds between metadata requests of an idle worker cut off
 UNREACHABLE = "broker unreachable"
 # The worker must not go on: a poison record under on_error="fail", or a zombie
@@ -128,6 +131,7 @@ class Worker:
         )
         self.started_at = self._due_checked = self._due_since = time.time()
         self._lag_checked = 0.0
+        self._left_due = False  # the last step stopped with batches still due
         self.stores: TaskStores | None = None
         self._dirty: set[RocksStore] = set()
 
@@ -446,7 +450,8 @@ class Worker:
     def step(self, poll_timeout: float = 0.1) -> int:
         """One iteration of the loop; returns how many batches it processed."""
         assert self.consumer is not None
-        msgs = self.consumer.consume(self.max_poll_records, poll_timeout)
+        # no wait for records while due batches are left over from the previous step
+        msgs = self.consumer.consume(self.max_poll_records, 0 if self._left_due else poll_timeout)
         self.observer.beat()
         if self.stores.restoring:
             self._restore()
@@ -454,15 +459,12 @@ class Worker:
         self._ingest(msgs, now_ms)
         if self._probe_at is not None and time.monotonic() >= self._probe_at:
             self._probe_broker()
-        # a batch found due now became due after the previous look (see _process)
-        self._due_since, self._due_checked = self._due_checked, now_ms / 1000
-        done = 0
-        for stage in self.stages:
-            for t, tps in stage.due(now_ms):
-                if not done:
-                    self.delivery.begin()
-                self._process(stage, t, tps)
-                done += 1
+        # a batch found due now became due after the previous look (see _process), or
+        # earlier if the previous step left due batches for this one
+        if not self._left_due:
+            self._due_since = self._due_checked
+        self._due_checked = now_ms / 1000
+        done = self._run_due(now_ms)
         if log.isEnabledFor(logging.DEBUG):
             for stage in self.stages:
                 log.debug(
@@ -486,6 +488,28 @@ class Worker:
             self.batches_done += done
             self._failures = 0
         self._report_progress()
+        return done
+
+    def _run_due(self, now_ms: int) -> int:
+        """Process the due batches, stage by stage and one at a time: a stop request, or
+        the end of the stage's time in this step, leaves the rest due (not closed) for the
+        next step or the partitions' next owner. Returns how many ran."""
+        done = 0
+        self._left_due = False
+        for stage in self.stages:
+            until = time.monotonic() + STEP_SECONDS
+            while True:
+                if self.stopping.is_set() or (done and time.monotonic() >= until):
+                    self._left_due = True
+                    break
+                runs = stage.due(now_ms, limit=1)
+                if not runs:
+                    break
+                if not done:
+                    self.delivery.begin()
+                self._process(stage, *runs[0])
+                self.observer.beat()
+                done += 1
         return done
 
     def _restore(self) -> None:

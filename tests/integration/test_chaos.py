@@ -28,7 +28,6 @@ from tests.integration.faults import (
     GUARANTEES,
     Outcome,
     all_counted,
-    committed,
     compare,
     produce_lines,
     read_output,
@@ -52,17 +51,19 @@ pytestmark = [pytest.mark.timeout(1800)] if LONG else []
 class Plan:
     per_partition: int  # records per input partition
     event_seconds: int  # event time they span (one batch a second)
-    chaos_seconds: float  # how long kills go on (less if the work is done before)
+    kills: int  # how many kills, each while output is still missing
     kill_every: float  # mean seconds between kills
-    pause: float  # seconds each worker sleeps per batch (stretches the run)
+    pause: float  # seconds each worker sleeps per non-empty batch (stretches the run)
 
 
-# Each worker pauses per batch, so a run lasts longer than event_seconds * pause, plus the
-# stalls the kills cause (each costs a rebalance and a replay): the chaos ends before.
-SHORT = Plan(per_partition=25_000, event_seconds=40, chaos_seconds=15, kill_every=3.0, pause=0.4)
-LONG_PLAN = Plan(
-    per_partition=125_000, event_seconds=300, chaos_seconds=120, kill_every=4.0, pause=0.3
-)
+# The run's pace is set by the pauses, not by the machine: the stage that counts sleeps
+# `pause` in each of its event_seconds batches, so it lasts event_seconds * pause seconds
+# at the least, longer than the kills take at the most (kills * (1.5 * kill_every + 2),
+# each kill's longest wait and down time). A fast machine cannot finish before the kills,
+# a slow one only takes longer. (The source offsets say nothing of this: the stage that
+# reads the source has no pause and is done within seconds.)
+SHORT = Plan(per_partition=25_000, event_seconds=40, kills=4, kill_every=1.5, pause=0.5)
+LONG_PLAN = Plan(per_partition=125_000, event_seconds=300, kills=15, kill_every=3.0, pause=0.5)
 
 
 @dataclass
@@ -119,10 +120,13 @@ def run_chaos(bootstrap: str, tmp: Path, guarantee: str, plan: Plan, seed: int) 
 
     note(f"{guarantee}: {PARTITIONS * plan.per_partition} records produced, seed {seed}")
     try:
-        # Kills on a seeded schedule, no matter how far the workers are: the workload
-        # outlasts it (its batches pause), which the check after it makes sure of.
-        chaos_end = time.monotonic() + plan.chaos_seconds
-        while time.monotonic() < chaos_end:
+
+        def output_complete() -> bool:
+            return all_counted(expected, read_output(bootstrap, output))
+
+        # Kills on a seeded schedule, each while output is still missing; the plan's
+        # pauses make the work outlast them (the check after the loop makes sure of it)
+        while len(run.kills) < plan.kills and not output_complete():
             time.sleep(rng.uniform(0.5, 1.5) * plan.kill_every)
             check_alive()
             victim = rng.randrange(WORKERS)
@@ -136,9 +140,7 @@ def run_chaos(bootstrap: str, tmp: Path, guarantee: str, plan: Plan, seed: int) 
                 f.write(f"\n=== chaos: killed -9 pid {old.pid}, restarting ===\n")
             time.sleep(down)
             procs[victim] = spawn_worker(APP, app_id, bootstrap, logs[victim], env)
-        # the group's commits, not the output: quick to read on a loaded machine
-        offsets = committed(bootstrap, app_id, source, PARTITIONS)
-        run.work_left = any(offset < plan.per_partition for offset in offsets)
+        run.work_left = not output_complete()
         note(
             f"chaos over after {len(run.kills)} kills, "
             f"{'with work left' if run.work_left else 'but the work was done'}; "
@@ -177,8 +179,9 @@ def test_kill_9_chaos_loses_nothing(chaos: ChaosRun):
     # every word of every line is counted in its own batch (at least once)
     assert not o.lost, f"{o.summary()}\n{chaos.log_tail()}"
     # the kills landed while there was work left
-    assert len(chaos.kills) >= 3 and chaos.work_left, (
-        f"the work was done before the chaos was over (make the run longer): {chaos.kills}"
+    assert len(chaos.kills) == (LONG_PLAN if LONG else SHORT).kills and chaos.work_left, (
+        f"the work was done before the chaos was over (the plan's pauses are too short "
+        f"for its kills): {chaos.kills}"
     )
     # SIGTERM at the end: each worker finishes and leaves cleanly
     assert chaos.exit_codes == [0] * WORKERS, f"{chaos.exit_codes}\n{chaos.log_tail()}"

@@ -117,6 +117,59 @@ def test_sigterm_mid_batch_finishes_and_commits_it(bootstrap, topics, app_id, tm
     print(f"\n{guarantee}: stopped {took:.1f}s after SIGTERM mid-batch; {outcome.summary()}")
 
 
+CATCH_UP_BATCHES = 30  # seconds of backlog, one batch each
+BATCH_PAUSE = 1.0  # the app's pause per non-empty batch: the backlog takes 30 s or more
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_sigterm_mid_catch_up_stops_after_the_batch_in_hand(
+    bootstrap, topics, app_id, tmp_path, guarantee
+):
+    """A worker catching up a backlog of due batches with a slow sink stops after the
+    batch it is running, not after the whole backlog; the next worker takes over from
+    what it committed, with nothing lost or counted twice."""
+    source, output = topics("lines", PARTITIONS), topics("counts", 4)
+    lines, expected = tagged_lines(PARTITIONS, 200, seconds=CATCH_UP_BATCHES, jitter_ms=0)
+    produce_lines(bootstrap, source, lines)
+    env = {
+        "KS_TEST_INPUT": source,
+        "KS_TEST_OUTPUT": output,
+        "KS_TEST_PAUSE": str(BATCH_PAUSE),
+        "KSTREAM_GUARANTEE": guarantee,
+        "KSTREAM_STATE_DIR": str(tmp_path / "state"),
+        "KSTREAM_STOP_TIMEOUT": str(STOP_TIMEOUT),
+    }
+    log1, log2 = tmp_path / "w1.log", tmp_path / "w2.log"
+    procs = [spawn_worker(APP, app_id, bootstrap, log1, env)]
+    try:
+        wait_for(lambda: bool(read_output(bootstrap, output)), 60, "the first batches' output")
+        procs[0].send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        code = procs[0].wait(STOP_TIMEOUT + 10)
+        took = time.monotonic() - signalled
+        text = log1.read_text()
+        assert code == 0, f"exit code {code}\n{text[-3000:]}"
+        # the batch in hand (BATCH_PAUSE), the commit and leaving the group; the backlog
+        # left would take CATCH_UP_BATCHES * BATCH_PAUSE more
+        assert took < BATCH_PAUSE + 6, f"stopped {took:.1f}s after SIGTERM\n{text[-3000:]}"
+        partial = read_output(bootstrap, output)
+        assert not all_counted(expected, partial), "the backlog was done before the stop"
+
+        procs.append(spawn_worker(APP, app_id, bootstrap, log2, env))
+        wait_for(
+            lambda: all_counted(expected, read_output(bootstrap, output)),
+            CATCH_UP_BATCHES * BATCH_PAUSE + 60,
+            "every count once the second worker has caught up",
+        )
+        outcome = compare(expected, read_stable_output(bootstrap, output, quiet=2.0))
+    finally:
+        codes = stop_all(procs, timeout=STOP_TIMEOUT + 5)
+    logs = f"{log1.read_text()[-3000:]}\n---\n{log2.read_text()[-3000:]}"
+    assert outcome.clean, f"{outcome.summary()}\n{logs}"
+    assert codes == [0, 0], f"exit codes {codes}\n{logs}"
+    print(f"\n{guarantee}: stopped {took:.1f}s after SIGTERM mid-catch-up; {outcome.summary()}")
+
+
 @pytest.mark.xfail(
     not real_kafka(),
     strict=True,

@@ -280,3 +280,27 @@ def test_marker_clock_pending_batches():
     assert clock.pending([2000, 3000, 5000]) == [1000, 2000, 3000, 5000]
     clock.forget_through(2000)
     assert clock.pending([]) == [3000]
+
+
+def test_a_limit_closes_that_many_and_leaves_the_rest_due():
+    c = Closer(1000, max_empty=60)
+    assert c.due(5000, [1000, 3000], every=True, limit=2) == [1000, 2000]
+    assert c.closed_through == 2000
+    assert c.due(5000, [1000, 3000], every=True, limit=2) == [3000, 4000]
+    assert c.due(5000, [1000, 3000], every=True, limit=2) == [5000]
+    assert c.due(5000, [], every=True, limit=0) == []
+
+
+def test_an_idle_gap_closed_one_batch_at_a_time_is_still_compressed():
+    c = Closer(1000, max_empty=2)
+    got = []
+    while out := c.due(10500, [1000, 10000], every=True, limit=1):
+        got += out
+    assert got == [1000, 2000, 3000, 10000]
+    assert c.skipped_empty == 6
+
+
+def test_announced_batches_come_a_limited_number_at_a_time():
+    c = Closer(1000, max_empty=60)
+    assert c.due(5000, [2000, 3000, 5000], every=False, limit=2) == [2000, 3000]
+    assert c.due(5000, [2000, 3000, 5000], every=False, limit=2) == [5000]

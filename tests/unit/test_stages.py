@@ -1,0 +1,97 @@
+"""A source stage hands out due batches one at a time when asked to: the worker stops
+between batches, and a batch it did not take stays due, not closed (its records and the
+commit's closings must not say it was processed)."""
+
+from __future__ import annotations
+
+from confluent_kafka import Message
+
+import kstream
+from kstream.plan import compile_plan
+from kstream.progress import Closings
+from kstream.stages import SourceStage
+
+TOPIC = "in"
+
+
+def source_stage() -> SourceStage:
+    app = kstream.App("stages", batch_interval=1.0, allowed_lateness=0)
+    app.stream(TOPIC).map(str.upper).to("out")
+    return SourceStage(compile_plan(app).stages[0], 1000, app.settings)
+
+
+def records(partition: int, stamps: list[int], first_offset: int = 0) -> list[Message]:
+    return [
+        Message(
+            topic=TOPIC, partition=partition, offset=first_offset + i, value=b"x", timestamp=(1, ts)
+        )
+        for i, ts in enumerate(stamps)
+    ]
+
+
+def test_a_limit_of_one_closes_one_batch_per_call_and_leaves_the_rest_open():
+    stage = source_stage()
+    tp = (TOPIC, 0)
+    stage.assign([tp])
+    stage.ingest(TOPIC, records(0, [500, 1500, 2500, 3500]), now_ms=10_000)
+    stage.reached_end(tp, 4)
+    times = []
+    while runs := stage.due(10_000, limit=1):
+        assert len(runs) == 1
+        t, tps = runs[0]
+        assert tps == (tp,)
+        assert stage.closed[tp] == t  # closed through the batch taken, no further
+        assert stage.open.commit_offsets()[tp] == len(times)  # the rest is not committed
+        stage.take(t, tps)
+        times.append(t)
+        if t == 4000:
+            break
+    assert times == [1000, 2000, 3000, 4000]
+
+
+def test_a_batch_left_due_is_not_in_the_commits_closings():
+    stage = source_stage()
+    tp = (TOPIC, 0)
+    stage.assign([tp])
+    stage.ingest(TOPIC, records(0, [500, 1500, 2500]), now_ms=10_000)
+    stage.reached_end(tp, 3)
+    ((t, tps),) = stage.due(10_000, limit=1)
+    stage.take(t, tps)
+    offset = stage.open.commit_offsets()[tp]
+    closings = Closings.parse(stage.progress(tp, offset))
+    assert offset == 1 and closings is not None
+    # the next owner processes the records of 2000 and 3000 again: none was processed
+    assert closings.processed_before(2000) == 0
+    assert closings.processed_before(3000) == 0
+
+
+def test_a_partition_catching_up_does_so_one_batch_per_call():
+    stage = source_stage()
+    a, b = (TOPIC, 0), (TOPIC, 1)
+    stage.assign([a])
+    stage.ingest(TOPIC, records(0, [3500]), now_ms=10_000)
+    stage.reached_end(a, 1)
+    ((t, tps),) = stage.due(4000, limit=1)  # the stage starts at a's first batch
+    assert (t, tps) == (4000, (a,))
+    stage.take(t, tps)
+    # b joins with records of batches the stage has closed: it catches up on its own
+    stage.assign([b])
+    stage.ingest(TOPIC, records(1, [1500, 2500, 3500]), now_ms=10_000)
+    stage.reached_end(b, 3)
+    taken = []
+    for _ in range(3):
+        ((t, tps),) = stage.due(4000, limit=1)
+        assert tps == (b,) and stage.closed[b] == t
+        stage.take(t, tps)
+        taken.append(t)
+    assert taken == [2000, 3000, 4000]
+    assert stage.due(4000, limit=1) == []
+
+
+def test_without_a_limit_every_due_batch_comes_at_once():
+    stage = source_stage()
+    tp = (TOPIC, 0)
+    stage.assign([tp])
+    stage.ingest(TOPIC, records(0, [500, 1500, 2500]), now_ms=10_000)
+    stage.reached_end(tp, 3)
+    assert [t for t, _ in stage.due(3000)] == [1000, 2000, 3000]
