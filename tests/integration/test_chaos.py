@@ -6,8 +6,8 @@ its own batch. Under at-least-once, repeats are allowed and printed; under exact
 there must be none, which only real Kafka can show (BROKER.md: Tansu delivers aborted
 transactions' records to read_committed readers).
 
-CI runs a short variant; KSTREAM_CHAOS_LONG=1 runs a longer one (more records, more
-kills); KSTREAM_CHAOS_SEED picks another sequence of kills.
+CI runs a short variant; `pytest --slow` adds a longer one (more records, more kills);
+KSTREAM_CHAOS_SEED picks another sequence of kills.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 from kstream.testing import create_topics
 from tests.integration.faults import (
     EXACTLY_ONCE_MISSING,
-    GUARANTEES,
+    NEEDS_EXACTLY_ONCE,
     Outcome,
     all_counted,
     compare,
@@ -39,12 +39,9 @@ from tests.integration.faults import (
 from tests.integration.workers import spawn_worker, wait_for
 
 APP = "tagged_count.py"
-LONG = os.environ.get("KSTREAM_CHAOS_LONG") == "1"
 SEED = int(os.environ.get("KSTREAM_CHAOS_SEED", "4"))
 PARTITIONS = 8
 WORKERS = 3
-# the long run takes minutes: more than the suite's default timeout per test
-pytestmark = [pytest.mark.timeout(1800)] if LONG else []
 
 
 @dataclass
@@ -69,6 +66,7 @@ LONG_PLAN = Plan(per_partition=125_000, event_seconds=300, kills=15, kill_every=
 @dataclass
 class ChaosRun:
     guarantee: str
+    plan: Plan
     outcome: Outcome
     kills: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)  # workers that exited on their own
@@ -102,7 +100,7 @@ def run_chaos(bootstrap: str, tmp: Path, guarantee: str, plan: Plan, seed: int) 
     }
     logs = [tmp / f"w{i}.log" for i in range(WORKERS)]
     procs = [spawn_worker(APP, app_id, bootstrap, logs[i], env) for i in range(WORKERS)]
-    run = ChaosRun(guarantee, Outcome(), logs=tmp)
+    run = ChaosRun(guarantee, plan, Outcome(), logs=tmp)
     rng = random.Random(seed)
 
     def note(line: str) -> None:
@@ -151,7 +149,7 @@ def run_chaos(bootstrap: str, tmp: Path, guarantee: str, plan: Plan, seed: int) 
             check_alive()
             return all_counted(expected, read_output(bootstrap, output))
 
-        wait_for(finished, 300 if LONG else 120, "every expected count after the chaos")
+        wait_for(finished, 120 + plan.event_seconds, "every expected count after the chaos")
         run.outcome = compare(expected, read_stable_output(bootstrap, output))
         note(run.outcome.summary())
     finally:
@@ -160,15 +158,26 @@ def run_chaos(bootstrap: str, tmp: Path, guarantee: str, plan: Plan, seed: int) 
     return run
 
 
+PLANS = {"short": SHORT, "long": LONG_PLAN}
+LONG_RUN = [pytest.mark.slow, pytest.mark.timeout(1800)]  # minutes: beyond the default
+RUNS = [
+    pytest.param(("at-least-once", "short"), id="at-least-once"),
+    pytest.param(("exactly-once", "short"), id="exactly-once", marks=NEEDS_EXACTLY_ONCE),
+    pytest.param(("at-least-once", "long"), id="at-least-once-long", marks=LONG_RUN),
+    pytest.param(
+        ("exactly-once", "long"), id="exactly-once-long", marks=[NEEDS_EXACTLY_ONCE, *LONG_RUN]
+    ),
+]
+
+
 @pytest.fixture(scope="module")
 def chaos(request, bootstrap, tmp_path_factory) -> ChaosRun:
-    guarantee = request.param
-    plan = LONG_PLAN if LONG else SHORT
-    tmp = tmp_path_factory.mktemp(f"chaos-{guarantee}")
-    return run_chaos(bootstrap, tmp, guarantee, plan, SEED)
+    guarantee, plan = request.param
+    tmp = tmp_path_factory.mktemp(f"chaos-{guarantee}-{plan}")
+    return run_chaos(bootstrap, tmp, guarantee, PLANS[plan], SEED)
 
 
-@pytest.mark.parametrize("chaos", GUARANTEES, indirect=True)
+@pytest.mark.parametrize("chaos", RUNS, indirect=True)
 def test_kill_9_chaos_loses_nothing(chaos: ChaosRun):
     o = chaos.outcome
     print(
@@ -179,7 +188,7 @@ def test_kill_9_chaos_loses_nothing(chaos: ChaosRun):
     # every word of every line is counted in its own batch (at least once)
     assert not o.lost, f"{o.summary()}\n{chaos.log_tail()}"
     # the kills landed while there was work left
-    assert len(chaos.kills) == (LONG_PLAN if LONG else SHORT).kills and chaos.work_left, (
+    assert len(chaos.kills) == chaos.plan.kills and chaos.work_left, (
         f"the work was done before the chaos was over (the plan's pauses are too short "
         f"for its kills): {chaos.kills}"
     )
@@ -191,7 +200,8 @@ def test_kill_9_chaos_loses_nothing(chaos: ChaosRun):
     "chaos",
     [
         pytest.param(
-            "exactly-once",
+            ("exactly-once", "short"),
+            id="exactly-once",
             marks=[
                 pytest.mark.skipif(EXACTLY_ONCE_MISSING, reason="exactly-once not implemented yet"),
                 pytest.mark.skipif(

@@ -117,8 +117,8 @@ def test_sigterm_mid_batch_finishes_and_commits_it(bootstrap, topics, app_id, tm
     print(f"\n{guarantee}: stopped {took:.1f}s after SIGTERM mid-batch; {outcome.summary()}")
 
 
-CATCH_UP_BATCHES = 30  # seconds of backlog, one batch each
-BATCH_PAUSE = 1.0  # the app's pause per non-empty batch: the backlog takes 30 s or more
+CATCH_UP_BATCHES = 20  # seconds of backlog, one batch each
+BATCH_PAUSE = 0.5  # the app's pause per non-empty batch: the backlog takes 10 s or more
 
 
 @pytest.mark.parametrize("guarantee", GUARANTEES)
