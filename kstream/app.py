@@ -10,6 +10,7 @@ from kstream.dstream import DStream
 from kstream.errors import ConfigError
 from kstream.graph import Node, Operator, topological
 from kstream.local import LocalRunner
+from kstream.names import OperatorNames, check_app_id
 from kstream.ops.sources import KafkaSource, QueueSource, SocketSource
 from kstream.serde import deserializer
 from kstream.settings import Settings, interval_ms
@@ -21,13 +22,12 @@ class App:
     def __init__(
         self, app_id: str, batch_interval: float = 1.0, brokers: str | None = None, **settings: Any
     ):
-        if not isinstance(app_id, str) or not app_id.strip():
-            raise ConfigError(f"app_id={app_id!r}: must be a non-empty name")
-        self.app_id = app_id
+        self.app_id = check_app_id(app_id)
         self.interval_ms = interval_ms(batch_interval, "batch_interval")
         self.settings = Settings.from_kwargs(brokers=brokers, **settings)
         self.nodes: list[Node] = []
         self._ids = 0
+        self.names = OperatorNames()
         self._stop = threading.Event()
         self._local: LocalRunner | None = None  # keeps the virtual clock across run_batches
 
@@ -79,8 +79,9 @@ class App:
         parents: tuple[Node, ...],
         key_partitioned: bool,
         node_id: int | None = None,
+        label: str | None = None,
     ) -> Node:
-        node = Node(node_id or self._next_id(), op, parents, key_partitioned)
+        node = Node(node_id or self._next_id(), op, parents, key_partitioned, label=label)
         for p in parents:
             p.children.append(node)
         self.nodes.append(node)

@@ -259,19 +259,31 @@ def describe(app_spec: str, as_json: bool) -> None:
 @click.option("--app-id", envvar="KSTREAM_APP_ID", help="Override the app id (= consumer group).")
 @click.option("--state-dir", envvar="KSTREAM_STATE_DIR", help="Local state directory.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def reset(app_spec: str, brokers, kafka_settings, log_level, app_id, state_dir, yes: bool) -> None:
-    """Forget APP's progress: group offsets, internal topics and local state."""
+@click.option(
+    "--operator",
+    metavar="NAME",
+    help="Drop only this operator's state (its changelog and local stores); keep the rest.",
+)
+def reset(
+    app_spec: str, brokers, kafka_settings, log_level, app_id, state_dir, yes: bool, operator
+) -> None:
+    """Forget APP's progress: group offsets, internal topics and local state (or, with
+    --operator, one operator's state). Lists what it deletes and asks first."""
     setup_logging(log_level)
-    from kstream.reset import reset_app
+    from kstream.kafka.admin import Admin
+    from kstream.reset import plan_reset, reset_app
 
     try:
         app = load(app_spec, {"state_dir": state_dir, "app_id": app_id})
+        kafka = parse_kafka_settings(kafka_settings)
         if not yes:
-            click.confirm(
-                f"reset {app.app_id}: delete its offsets, internal topics and local state?",
-                abort=True,
-            )
-        for line in reset_app(app, brokers, parse_kafka_settings(kafka_settings)):
+            admin = Admin(brokers or app.settings.brokers or "localhost:9092", kafka)
+            lines = plan_reset(app, admin, operator).lines()
+            click.echo(f"reset {app.app_id} deletes:")
+            for line in lines or ["nothing: no offsets, topics or state found"]:
+                click.echo(f"  {line}")
+            click.confirm("delete them?", abort=True)
+        for line in reset_app(app, brokers, kafka, operator):
             click.echo(line)
     except ConfigError as e:
         fail(str(e))

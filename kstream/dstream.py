@@ -35,10 +35,12 @@ class DStream:
         partitions: int | None = None,
         by: str = BY_KEY,
         force: bool = False,
+        name: str | None = None,
     ) -> DStream:
-        """Add `op` fed by `streams`, inserting a shuffle where records must meet by key."""
+        """Add `op` fed by `streams`, inserting a shuffle where records must meet by key.
+        `name` (or a default, kstream/names.py) names its state and repartition topic."""
         node_id = self.app._next_id()
-        target = f"{op.kind}-{node_id}"
+        target = self.app.names.claim(op, name)
         needs_shuffle = (
             force
             or by != BY_KEY
@@ -56,7 +58,7 @@ class DStream:
             else:
                 parents.append(s.node)
         op.pre_combined = needs_shuffle  # type: ignore[attr-defined]
-        node = self.app._add_node(op, tuple(parents), by == BY_KEY, node_id=node_id)
+        node = self.app._add_node(op, tuple(parents), by == BY_KEY, node_id, target)
         return DStream(self.app, node)
 
     # -- record-at-a-time ------------------------------------------------------------
@@ -85,43 +87,57 @@ class DStream:
         return DStream(self.app, self.app._add_node(stateless.Union(), nodes, partitioned))
 
     # -- whole-batch and keyed -------------------------------------------------------
-    def count(self) -> DStream:
-        return self._through_shuffle(keyed.Count(), [self], by=GLOBAL)
+    def count(self, name: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.Count(), [self], by=GLOBAL, name=name)
 
-    def reduce(self, fn: Callable[[Any, Any], Any]) -> DStream:
-        return self._through_shuffle(keyed.Reduce(fn), [self], by=GLOBAL)
+    def reduce(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.Reduce(fn), [self], by=GLOBAL, name=name)
 
-    def count_by_value(self, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(keyed.CountByValue(), [self], num_partitions, force=True)
+    def count_by_value(self, num_partitions: int | None = None, name: str | None = None) -> DStream:
+        op = keyed.CountByValue()
+        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
 
     def reduce_by_key(
-        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
+        self,
+        fn: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        name: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(keyed.ReduceByKey(fn), [self], num_partitions)
+        return self._through_shuffle(keyed.ReduceByKey(fn), [self], num_partitions, name=name)
 
-    def group_by_key(self, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(keyed.GroupByKey(), [self], num_partitions)
+    def group_by_key(self, num_partitions: int | None = None, name: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.GroupByKey(), [self], num_partitions, name=name)
 
-    def repartition(self, num_partitions: int) -> DStream:
+    def repartition(self, num_partitions: int, name: str | None = None) -> DStream:
         if not isinstance(num_partitions, int) or num_partitions < 1:
             raise ConfigError(f"repartition: num_partitions must be >= 1, got {num_partitions!r}")
         op = keyed.Repartition(num_partitions)
-        return self._through_shuffle(op, [self], num_partitions, by=BY_RECORD)
+        return self._through_shuffle(op, [self], num_partitions, by=BY_RECORD, name=name)
 
-    def cogroup(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Cogroup(), [self, other], num_partitions)
+    def cogroup(
+        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(joins.Cogroup(), [self, other], num_partitions, name=name)
 
-    def join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("inner"), [self, other], num_partitions)
+    def join(
+        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(joins.Join("inner"), [self, other], num_partitions, name=name)
 
-    def left_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("left"), [self, other], num_partitions)
+    def left_outer_join(
+        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(joins.Join("left"), [self, other], num_partitions, name=name)
 
-    def right_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("right"), [self, other], num_partitions)
+    def right_outer_join(
+        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(joins.Join("right"), [self, other], num_partitions, name=name)
 
-    def full_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("full"), [self, other], num_partitions)
+    def full_outer_join(
+        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(joins.Join("full"), [self, other], num_partitions, name=name)
 
     # -- state across batches ----------------------------------------------------------
     def update_state_by_key(
@@ -129,6 +145,7 @@ class DStream:
         fn: Callable[[list[Any], Any], Any],
         initial: Iterable[tuple[Any, Any]] | None = None,
         num_partitions: int | None = None,
+        name: str | None = None,
     ) -> DStream:
         """fn(new_values, state) -> new state, or None to delete the key; called for every
         key with new values or a state; emits every key's (key, state) every batch.
@@ -136,9 +153,11 @@ class DStream:
         _callable(fn, "update_state_by_key", "fn")
         pairs = None if initial is None else list(initial)
         op = state_ops.UpdateStateByKey(fn, pairs)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
 
-    def map_with_state(self, spec: state_ops.StateSpec) -> MapWithStateDStream:
+    def map_with_state(
+        self, spec: state_ops.StateSpec, name: str | None = None
+    ) -> MapWithStateDStream:
         """Spark's mapWithState: the records spec.fn returns; `.state_snapshots()` gives
         every (key, state) after each batch."""
         if not isinstance(spec, state_ops.StateSpec):
@@ -147,22 +166,24 @@ class DStream:
         timeout = spec.timeout_seconds
         timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
         op = state_ops.MapWithState(spec, timeout_ms)
-        tagged = self._through_shuffle(op, [self], spec.partitions, force=True)
+        tagged = self._through_shuffle(op, [self], spec.partitions, force=True, name=name)
         mapped = self.app._add_node(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
         return MapWithStateDStream(self.app, mapped, tagged.node)
 
     # -- windows ---------------------------------------------------------------------
-    def window(self, length: float, slide: float | None = None) -> DStream:
+    def window(self, length: float, slide: float | None = None, name: str | None = None) -> DStream:
         """The records of the batches in (T - length, T], at every batch T that is a
         multiple of `slide` (None between slides)."""
         length_ms, slide_ms = self._window("window", length, slide)
         op = windows.Window(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=BY_RECORD, force=True)
+        return self._through_shuffle(op, [self], by=BY_RECORD, force=True, name=name)
 
-    def count_by_window(self, length: float, slide: float | None = None) -> DStream:
+    def count_by_window(
+        self, length: float, slide: float | None = None, name: str | None = None
+    ) -> DStream:
         length_ms, slide_ms = self._window("count_by_window", length, slide)
         op = windows.CountByWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True, name=name)
 
     def reduce_by_window(
         self,
@@ -170,12 +191,13 @@ class DStream:
         inv_fn: Callable[[Any, Any], Any] | None = None,
         length: float | None = None,
         slide: float | None = None,
+        name: str | None = None,
     ) -> DStream:
         _callable(fn, "reduce_by_window", "fn")
         _callable(inv_fn, "reduce_by_window", "inv_fn", optional=True)
         length_ms, slide_ms = self._window("reduce_by_window", length, slide)
         op = windows.ReduceByWindow(fn, inv_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True, name=name)
 
     def reduce_by_key_and_window(
         self,
@@ -185,31 +207,40 @@ class DStream:
         slide: float | None = None,
         num_partitions: int | None = None,
         filter_fn: Callable[[tuple[Any, Any]], Any] | None = None,
+        name: str | None = None,
     ) -> DStream:
         """Per key, fn over the window's values; with inv_fn the window is updated
         incrementally (keys whose value returns to zero stay unless filter_fn drops
         them, as in Spark); filter_fn((key, value)) keeps a key in the result."""
-        name = "reduce_by_key_and_window"
-        _callable(fn, name, "fn")
-        _callable(inv_fn, name, "inv_fn", optional=True)
-        _callable(filter_fn, name, "filter_fn", optional=True)
-        length_ms, slide_ms = self._window(name, length, slide)
+        what = "reduce_by_key_and_window"
+        _callable(fn, what, "fn")
+        _callable(inv_fn, what, "inv_fn", optional=True)
+        _callable(filter_fn, what, "filter_fn", optional=True)
+        length_ms, slide_ms = self._window(what, length, slide)
         op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
 
     def count_by_value_and_window(
-        self, length: float, slide: float | None = None, num_partitions: int | None = None
+        self,
+        length: float,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+        name: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("count_by_value_and_window", length, slide)
         op = windows.CountByValueAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
 
     def group_by_key_and_window(
-        self, length: float, slide: float | None = None, num_partitions: int | None = None
+        self,
+        length: float,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+        name: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
         op = windows.GroupByKeyAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
 
     def reduce_by_key_and_session(
         self,
@@ -217,19 +248,20 @@ class DStream:
         gap: float,
         late: str = "join",
         num_partitions: int | None = None,
+        name: str | None = None,
     ) -> DStream:
         """Per key, sessions of records at most `gap` seconds of batch time apart; each is
         emitted as (key, (start, end, value)) in the batch where it closes: the first
         batch `gap` after its last record with no record for the key. See
         kstream.ops.windows.ReduceByKeyAndSession for what `late` means here."""
-        name = "reduce_by_key_and_session"
-        _callable(fn, name, "fn")
+        what = "reduce_by_key_and_session"
+        _callable(fn, what, "fn")
         if late not in windows.LATE_POLICIES:
             choices = ", ".join(windows.LATE_POLICIES)
-            raise ConfigError(f"{name}: late={late!r}: choose one of {choices}")
-        gap_ms = self._duration(name, "gap", gap, self._slide_ms())
+            raise ConfigError(f"{what}: late={late!r}: choose one of {choices}")
+        gap_ms = self._duration(what, "gap", gap, self._slide_ms())
         op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
 
     def checkpoint(self, interval: float | None = None) -> DStream:
         """Spark's DStream.checkpoint: state here is always kept in its stores, so this

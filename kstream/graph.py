@@ -45,10 +45,12 @@ class Node:
     parents: tuple[Node, ...] = ()
     key_partitioned: bool = False
     children: list[Node] = field(default_factory=list)
+    # stateful and shuffling operators: a name that survives edits (kstream/names.py)
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.op.kind}-{self.id}"
+        return self.label or f"{self.op.kind}-{self.id}"
 
     def __repr__(self) -> str:
         return f"Node({self.name})"

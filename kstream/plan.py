@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kstream.errors import ConfigError
 from kstream.graph import Node
+from kstream.names import internal_topic
 from kstream.ops.shuffle import Shuffle
 from kstream.ops.sinks import To
 from kstream.ops.sources import KafkaSource
@@ -83,7 +84,9 @@ class Plan:
                     "stage": s.index,
                     "reads": s.input_topics(),
                     "operators": [
-                        n.op.describe() for n in s.nodes if not isinstance(n.op, Shuffle)
+                        f"{n.op.describe()} as {n.label}" if n.label else n.op.describe()
+                        for n in s.nodes
+                        if not isinstance(n.op, Shuffle)
                     ],
                     "writes": [x.topic for x in s.writes] + [n.op.topic for n in s.sinks],  # type: ignore[attr-defined]
                 }
@@ -118,7 +121,7 @@ def compile_plan(app: App) -> Plan:
     exchanges: dict[str, Exchange] = {}
     for n in nodes:
         if isinstance(n.op, Shuffle):
-            topic = f"{app.app_id}-{n.op.target}-repartition"
+            topic = internal_topic(app.app_id, n.op.target, "repartition")
             x = exchanges.setdefault(topic, Exchange(topic, [], stages_of[n] - 1))
             if stages_of[n] - 1 != x.writer_stage:
                 raise ConfigError(

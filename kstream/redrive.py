@@ -27,6 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config, producer_config
+from kstream.names import parse_internal
 from kstream.plan import compile_plan
 from kstream.poison import HEADER, dlq_topic
 
@@ -159,7 +160,8 @@ def redrive(
         for name, n in sorted(published.items()):
             yield f"{verb} {n} record(s) to {name}"
         for name, n in sorted(skipped.items()):
-            kind = "a repartition topic" if name.endswith("-repartition") else "not a source"
+            internal = parse_internal(app.app_id, name)
+            kind = f"a {internal[1]} topic" if internal else "not a source"
             yield f"skipped {n} record(s) from {name} ({kind}: cannot be re-published)"
         if not published and not skipped:
             yield f"nothing to redrive: no new records on {topic}"

@@ -41,6 +41,7 @@ from kstream.graph import Batch, Node, evaluate
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
+from kstream.names import parse_internal
 from kstream.observe.observer import Observer
 from kstream.ops.stateful import Stateful
 from kstream.plan import Plan, compile_plan
@@ -220,14 +221,17 @@ class Worker:
             for x, ns in by_topic.items()
             for t in (changelog_topic(self.app.app_id, n.name) for n in ns)
         }
-        prefix, suffix = f"{self.app.app_id}-", "-changelog"
-        orphans = [
-            t for t in known if t.startswith(prefix) and t.endswith(suffix) and t not in changelogs
-        ]
+        orphans = []  # state of operators the pipeline no longer has
+        for topic in known:
+            internal = parse_internal(self.app.app_id, topic)
+            if internal and internal[1] == "changelog" and topic not in changelogs:
+                orphans.append(internal[0])
         if orphans:
             raise ConfigError(
-                f"this app has state the pipeline no longer uses ({', '.join(sorted(orphans))})"
-                ": the pipeline changed; run `kstream reset` to start its state over"
+                f"this app keeps state of operators its pipeline no longer has "
+                f"({', '.join(sorted(orphans))}): name the operator that should keep it "
+                f"so (name=...), or drop it with `kstream reset APP --operator "
+                f"{sorted(orphans)[0]}`"
             )
         admin.ensure(
             changelogs, known, self.app.settings.replication_factor, {"cleanup.policy": "compact"}

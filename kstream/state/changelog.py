@@ -9,6 +9,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kstream.kafka.config import KAFKA_LOG
+from kstream.names import internal_topic
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ Records = list[tuple[bytes, bytes | None]]
 
 
 def changelog_topic(app_id: str, store: str) -> str:
-    return f"{app_id}-{store}-changelog"
+    return internal_topic(app_id, store, "changelog")
 
 
 class ChangelogReader:

@@ -38,15 +38,10 @@ class Restore:
 
 
 def store_shape(node: Node) -> str:
-    """What a store's contents depend on: its operator and everything upstream of it."""
-    seen: dict[int, Node] = {}
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if n.id not in seen:
-            seen[n.id] = n
-            stack.extend(n.parents)
-    return " <- ".join(seen[i].op.describe() for i in sorted(seen, reverse=True))
+    """What a store's layout depends on: its operator's kind and parameters (a window's
+    length and slide), not what runs upstream of it, so stateless steps added or removed
+    there keep the state (the store is found by the operator's name)."""
+    return node.op.describe()
 
 
 class TaskStores:
@@ -162,9 +157,9 @@ class TaskStores:
         elif shape != self.shapes[node]:
             store.close()
             raise ConfigError(
-                f"state store {path} was written by a different pipeline "
-                f"({shape!r}, now {self.shapes[node]!r}): run `kstream reset` for this app "
-                "to start its state over"
+                f"state store {path} was written by a different operator ({shape!r}, now "
+                f"{self.shapes[node]!r}): run `kstream reset {self.app_id} --operator "
+                f"{node.name}` to start its state over"
             )
         return store
 

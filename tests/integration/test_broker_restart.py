@@ -33,7 +33,7 @@ from tests.integration.faults import (
 from tests.integration.workers import WaitTimeout, spawn_worker, stop, wait_for
 
 APP = "tagged_count.py"
-REPARTITION = "it-restart-reduce_by_key-3-repartition"  # the app's shuffle (app id it-restart)
+REPARTITION = "it-restart--reduce_by_key.add--repartition"  # the app's shuffle (app id it-restart)
 PARTITIONS = 4
 WORKERS = 2
 STOP_TIMEOUT = 5  # the workers' --stop-timeout (seconds)

@@ -67,9 +67,9 @@ def test_describe_lists_stages_and_internal_topics():
     topology = json.loads(r.stdout)
     assert [s["reads"] for s in topology["stages"]] == [
         ["lines"],
-        ["it-wordcount-reduce_by_key-4-repartition"],
+        ["it-wordcount--reduce_by_key.add--repartition"],
     ]
-    assert topology["internal_topics"] == ["it-wordcount-reduce_by_key-4-repartition"]
+    assert topology["internal_topics"] == ["it-wordcount--reduce_by_key.add--repartition"]
     assert topology["stages"][1]["writes"] == ["counts"]
 
 

@@ -146,7 +146,7 @@ def test_poison_records_are_dead_lettered_and_redriven(
     assert "dead-lettered" in text and "Traceback" not in text
 
     # a dead letter from a repartition topic cannot be redriven: it is counted
-    repartition = f"{app_id}-reduce_by_key-4-repartition"
+    repartition = f"{app_id}--reduce_by_key.add--repartition"
     header = [("kstream.error.topic", repartition.encode())]
     produce_with_headers(bootstrap, dlq, 0, [(None, b"pickled", 0, header)])
 

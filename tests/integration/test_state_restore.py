@@ -93,27 +93,47 @@ def test_state_follows_its_partitions_from_two_workers_to_one_and_back(
         assert stop(two[0]) == 0 and stop(three) == 0, log.read_text()[-3000:]
 
 
-def test_state_of_a_different_pipeline_is_refused(bootstrap, topics, app_id, tmp_path):
+def run_totals(bootstrap, app_id, env, log, expected) -> None:
+    worker = spawn_worker("running_count.py", app_id, bootstrap, log, env)
+    try:
+        wait_for(lambda: final_totals(bootstrap, env["KS_TEST_OUTPUT"]) == expected, 60, "totals")
+    finally:
+        assert stop(worker) == 0, log.read_text()[-3000:]
+
+
+def test_state_survives_stateless_steps_added_upstream(bootstrap, topics, app_id, tmp_path):
+    """The store, changelog and repartition topic are named by the operator, not by its
+    position: a filter and a map added before update_state_by_key keep its totals."""
     source, output = topics("lines", 2), topics("totals", 1)
     now = int(time.time() * 1000)
     produce_lines(bootstrap, source, [(0, "a b", now - 3000), (1, "b", now - 3000)])
-    env = {
-        "KS_TEST_INPUT": source,
-        "KS_TEST_OUTPUT": output,
-        "KS_TEST_STATE": str(tmp_path / "state"),
-    }
-    log = tmp_path / "w.log"
-    worker = spawn_worker("running_count.py", app_id, bootstrap, log, env)
-    wait_for(lambda: final_totals(bootstrap, output) == {"a": 1, "b": 2}, 60, "the totals")
-    assert stop(worker) == 0
+    env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output}
+    env["KS_TEST_STATE"] = str(tmp_path / "state")
+    run_totals(bootstrap, app_id, env, tmp_path / "w.log", {"a": 1, "b": 2})
 
-    changed = spawn_worker(
-        "running_count.py",
-        app_id,
-        bootstrap,
-        tmp_path / "changed.log",
-        {**env, "KS_TEST_VARIANT": "short-words"},
-    )
+    produce_lines(bootstrap, source, [(0, "A c", now + 2000), (1, "b", now + 2000)])
+    edited = {**env, "KS_TEST_VARIANT": "edited"}
+    run_totals(bootstrap, app_id, edited, tmp_path / "edited.log", {"a": 2, "b": 3, "c": 1})
+    # and on a machine without the local stores: restored from the same changelog
+    produce_lines(bootstrap, source, [(1, "c", now + 4000)])
+    moved = {**edited, "KS_TEST_STATE": str(tmp_path / "elsewhere")}
+    run_totals(bootstrap, app_id, moved, tmp_path / "moved.log", {"a": 2, "b": 3, "c": 2})
+
+
+def test_state_of_a_renamed_operator_is_refused_naming_it(bootstrap, topics, app_id, tmp_path):
+    source, output = topics("lines", 2), topics("totals", 1)
+    now = int(time.time() * 1000)
+    produce_lines(bootstrap, source, [(0, "a b", now - 3000), (1, "b", now - 3000)])
+    env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output}
+    env["KS_TEST_STATE"] = str(tmp_path / "state")
+    run_totals(bootstrap, app_id, env, tmp_path / "w.log", {"a": 1, "b": 2})
+
+    log = tmp_path / "renamed.log"
+    renamed = {**env, "KS_TEST_VARIANT": "renamed"}
+    changed = spawn_worker("running_count.py", app_id, bootstrap, log, renamed)
     assert changed.wait(60) == 2
-    text = (tmp_path / "changed.log").read_text()
-    assert "state the pipeline no longer uses" in text and "kstream reset" in text
+    text = log.read_text()
+    errors = [line for line in text.splitlines() if line.startswith("kstream: error:")]
+    assert len(errors) == 1 and "Traceback" not in text, text[-3000:]
+    assert "update_state_by_key.add" in errors[0]
+    assert "kstream reset APP --operator update_state_by_key.add" in errors[0]

@@ -12,7 +12,7 @@ from kstream.kafka import exchange
 from tests.unit.offline import msg, offline_worker
 
 T = 10_000
-TOPIC = "p-reduce_by_key-3-repartition"
+TOPIC = "p--reduce_by_key.add--repartition"
 L0, L1 = ("lines", 0), ("lines", 1)  # the upstream tasks
 
 

@@ -261,7 +261,7 @@ def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, 
         .to("out")
     )
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    topic = "p-reduce_by_key-3-repartition"
+    (topic,) = w.exchange_partitions
     assert w.exchange_partitions == {topic: 1}
     feed(w, 1, exchange_msgs(topic, 0, [("a", 1), ("b", 2), ("c", 5)]))
     w._process(w.stages[1], T, ((topic, 0),))
@@ -282,7 +282,7 @@ def test_a_poison_record_in_a_frame_of_several_goes_alone(monkeypatch, tmp_path)
         lambda kv: (kv[0], 6 // (kv[1] - 2))
     ).to("out")
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    topic = "p-reduce_by_key-3-repartition"
+    (topic,) = w.exchange_partitions
     frame = exchange.encode(T, 0, [("a", 1), ("b", 2), ("c", 5)], WRITER)
     marker = exchange.encode_marker(T, (("lines", 0),), (0,), WRITER)
     feed(w, 1, [msg(topic, 0, 7, frame, ts=T), msg(topic, 0, 8, marker, ts=T)])
@@ -309,7 +309,7 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
 
     app = stateful_app(tmp_path, collect)
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    topic = "p-update_state_by_key-3-repartition"
+    (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
     stage = w.stages[1]
@@ -351,14 +351,16 @@ def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
 
     app = stateful_app(tmp_path, boom)
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    topic = "p-update_state_by_key-3-repartition"
+    (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 1, exchange_msgs(topic, 0, [("a", [1])]))
     w._process(w.stages[1], T, ((topic, 0),))
     marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
     w.stages[1].ingest(topic, [msg(topic, 0, 2, marker, ts=T + 1000)], 20_000)
-    with pytest.raises(PoisonRecordError, match=r"update_state_by_key-3 .*even without any input"):
+    with pytest.raises(
+        PoisonRecordError, match=r"update_state_by_key\.\S*boom .*even without any input"
+    ):
         w._process(w.stages[1], T + 1000, ((topic, 0),))
     w.stores.close()
 
@@ -370,7 +372,7 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     ).to("out")
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
     assert w.dlq_topic == "p-dlq"
-    topic = "p-reduce_by_key_and_session-3-repartition"
+    (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
     stage = w.stages[1]
@@ -391,7 +393,7 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     h = headers(letter)
     assert h["kstream.error.reason"] == "late"
     assert "kstream.error.offset" not in h
-    assert h["kstream.error.operator"].startswith("reduce_by_key_and_session-3 (")
+    assert h["kstream.error.operator"].startswith("reduce_by_key_and_session.add (")
     assert "older than its key's open session" in h["kstream.error.message"]
     assert metric(w, "kstream_dlq_records_total", topic=topic, reason="late") == 1
     w.stores.close()
@@ -472,7 +474,7 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
     # when it is not the first task of the run
     app = stateful_app(tmp_path, lambda values, state: sum(values) + (state or 0))
     w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
-    topic = "p-update_state_by_key-3-repartition"
+    (topic,) = w.exchange_partitions
     assert w.exchange_partitions == {topic: 2}
     (node,) = w.stores.nodes[topic]
     stores = [w.stores._open(node, p) for p in (0, 1)]

@@ -115,7 +115,7 @@ def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(lambda x, y: x + y).to("out")
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    topic = "p-reduce_by_key-3-repartition"
+    (topic,) = w.exchange_partitions
     tp = (topic, 0)
     stage = w.stages[1]
     # the previous owner closed batch T after reading offsets 0..2 and committed offset 1
