@@ -11,6 +11,8 @@ from kstream.errors import ConfigError
 
 Serializer = Callable[[Any], bytes | None]
 Deserializer = Callable[[bytes], Any]
+# json.dumps with separators builds an encoder per call: one, built once, writes the same
+_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _auto(value: Any) -> bytes | None:
@@ -21,7 +23,7 @@ def _auto(value: Any) -> bytes | None:
         return value.encode()
     if type(value) is int:  # a count, the commonest value: its JSON is its digits
         return str(value).encode()
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _json(value).encode()
 
 
 def _int_from(raw: bytes) -> int:
@@ -32,7 +34,7 @@ _SERIALIZERS: dict[str, Serializer] = {
     "auto": _auto,
     "str": lambda v: None if v is None else str(v).encode(),
     "bytes": lambda v: v,
-    "json": lambda v: json.dumps(v, separators=(",", ":")).encode(),
+    "json": lambda v: _json(v).encode(),
     "int": lambda v: None if v is None else str(int(v)).encode(),
     "pickle": pickle.dumps,
 }

@@ -46,6 +46,9 @@ def producer_config(
         "linger.ms": 5,
         "batch.num.messages": 10000,
         "queue.buffering.max.messages": 1_000_000,
+        # Java's partitioner (murmur2 of the key bytes; null keys spread at random), not
+        # librdkafka's CRC32: a keyed output lands where a JVM producer puts that key.
+        "partitioner": "murmur2_random",
         # Only failures call back: no Python call per record on the hot path.
         "delivery.report.only.error": True,
         "on_delivery": on_error,

@@ -166,7 +166,10 @@ class CountByWindow(Windowed):
 
 
 class ReduceByWindow(Windowed):
-    """reduce_by_window(fn, inv_fn): one value per window, [] for an empty one."""
+    """reduce_by_window(fn, inv_fn): one value per window. Without inv_fn, [] for an empty
+    window; with it, as Spark (a reduce_by_key_and_window of (1, x), whose key stays once
+    it came): [] until a window holds a record, then always a value, the inverse-reduced
+    one (0 for a sum) once the records have left."""
 
     kind = "reduce_by_window"
 
@@ -186,9 +189,6 @@ class ReduceByWindow(Windowed):
         return [functools.reduce(self.fn, [v[None] for v in values])] if values else []
 
     def present(self, t, meta):
-        if not any(t - self.length_ms < b <= t for b in meta["batches"]):
-            self.store.delete((KEY, None))  # an empty window: start over from nothing
-            return []
         agg = self.store.get((KEY, None))
         return [] if agg is None else [agg[0]]
 

@@ -186,7 +186,18 @@ def test_window_and_counts_match_a_plain_loop(length, slide):
     sizes = [[len(x) for x in b] for b in batches]
     by_hand = reference(sizes, 18, 1, length, slide, lambda rs: [sum(rs)] if rs else [])
     assert r.batches == by_hand
-    assert ri.batches == by_hand
+    assert ri.batches == spark_sums_with_inverse(sizes, 18, length, slide)
+
+
+def spark_sums_with_inverse(batches, n, length, slide):
+    """Spark's reduceByWindow(+, -): reduceByKeyAndWindow over (1, x), whose key stays
+    once a window held it: nothing until a window holds a record, then the window's sum
+    every slide, 0 once its records have left (1 s batches)."""
+    out, seen = [], False
+    for t, records in reference(batches, n, 1, length, slide, list):
+        seen = seen or bool(records)
+        out.append((t, [sum(records)] if seen else []))
+    return out
 
 
 def test_empty_windows_of_the_whole_stream():
@@ -199,7 +210,16 @@ def test_empty_windows_of_the_whole_stream():
     assert plain(w) == [[], [], [5], [5], [], [], []]
     assert plain(c) == [[0], [0], [1], [1], [0], [0], [0]]
     assert plain(r) == [[], [], [5], [5], [], [], []]
-    assert plain(ri) == [[], [], [5], [5], [], [], []]
+    assert plain(ri) == [[], [], [5], [5], [0], [0], [0]]  # Spark's: subtracted to 0
+
+
+def test_reduce_by_window_with_inv_fn_keeps_emitting_once_its_window_empties():
+    app, s = queue([[1, 2], [3], [], [], [4], [], [], []])
+    out = s.reduceByWindow(operator.add, operator.sub, 2, 1).collect()
+    counts = s.countByWindow(2, 1).collect()
+    app.run_batches(9)
+    assert plain(out) == [[3], [6], [3], [0], [4], [4], [0], [0], [0]]
+    assert plain(counts) == [[2], [3], [1], [0], [1], [1], [0], [0], [0]]
 
 
 def test_slide_defaults_to_the_batch_interval():
