@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+
+import pytest
 
 from kstream.testing import free_port, produce
 from tests.integration.workers import APPS, FAST, wait_for
@@ -16,8 +19,6 @@ KSTREAM = [sys.executable, "-m", "kstream"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
-    import os
-
     return subprocess.run(
         [*KSTREAM, *args],
         capture_output=True,
@@ -101,8 +102,6 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(bootstrap, topics, app_i
         str(port),
         *FAST,
     ]
-    import os
-
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
@@ -150,3 +149,87 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(bootstrap, topics, app_i
     second.send_signal(signal.SIGTERM)
     assert second.wait(30) == 0
     assert consumed_again == 0
+
+
+# --- configuration errors: one line on stderr, exit 2, no traceback ----------------------
+
+
+def config_error(r: subprocess.CompletedProcess) -> str:
+    """The one line a configuration error prints (and nothing else)."""
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kstream: error: "), r.stderr[-3000:]
+    return lines[0]
+
+
+def wordcount_env(topics) -> dict[str, str]:
+    return {"KS_TEST_INPUT": topics("lines"), "KS_TEST_OUTPUT": topics("counts")}
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("bogus.key=1", "-X bogus.key: no such Kafka client setting"),
+        ("acks=banana", '-X acks=banana: Invalid value for configuration property "request'),
+        ("acks=1", "-X settings: Failed to create producer: `acks` must be set to `all`"),
+        ("group.id=mine", "-X group.id: kstream sets this itself; use --app-id"),
+        ("bootstrap.servers=x:1", "-X bootstrap.servers: kstream sets this itself; use --brokers"),
+        (
+            "isolation.level=read_uncommitted",
+            "-X isolation.level: kstream sets this itself; use --guarantee",
+        ),
+        (
+            "enable.auto.commit=true",
+            "-X enable.auto.commit: kstream sets this itself; use --guarantee",
+        ),
+        (
+            "group.instance.id=pod-0",
+            "-X group.instance.id: kstream sets this itself; use --group-instance-id",
+        ),
+    ],
+)
+def test_bad_kafka_setting_is_one_line_and_exit_2(bootstrap, topics, app_id, setting, message):
+    app, env = str(APPS / "wordcount.py"), wordcount_env(topics)
+    r = run(
+        "worker",
+        app,
+        "--app-id",
+        app_id,
+        "--brokers",
+        bootstrap,
+        "-X",
+        setting,
+        "--metrics-port",
+        "0",
+        "--duration",
+        "5",
+        env=env,
+    )
+    assert message in config_error(r)
+
+
+def test_bad_kafka_setting_of_dlq_redrive_is_one_line_and_exit_2(bootstrap, topics, app_id):
+    app, env = str(APPS / "wordcount.py"), wordcount_env(topics)
+    r = run(
+        "dlq",
+        "redrive",
+        app,
+        "--app-id",
+        app_id,
+        "--brokers",
+        bootstrap,
+        "--dry-run",
+        "-X",
+        "bogus.key=1",
+        env=env,
+    )
+    assert "-X bogus.key: no such Kafka client setting" in config_error(r)
+
+
+@pytest.mark.parametrize("command", ["worker", "demo"])
+def test_bad_log_level_is_one_line_and_exit_2(command):
+    args = [str(APPS / "wordcount.py")] if command == "worker" else ["--duration", "1"]
+    r = run(
+        command, *args, "--log-level", "bogus", env={"KS_TEST_INPUT": "a", "KS_TEST_OUTPUT": "b"}
+    )
+    assert "Invalid value for '--log-level': 'bogus' is not one of" in config_error(r)
