@@ -233,3 +233,40 @@ def test_bad_log_level_is_one_line_and_exit_2(command):
         command, *args, "--log-level", "bogus", env={"KS_TEST_INPUT": "a", "KS_TEST_OUTPUT": "b"}
     )
     assert "Invalid value for '--log-level': 'bogus' is not one of" in config_error(r)
+
+
+def test_pipeline_file_that_fails_to_load_is_one_line_naming_where(tmp_path):
+    bad = tmp_path / "syntax.py"
+    bad.write_text('import kstream\napp = kstream.App("x")\nwords = (app.stream("t")\n')
+    line = config_error(run("describe", str(bad)))
+    assert f"{bad}:3: SyntaxError: '(' was never closed" in line, line
+
+    bad = tmp_path / "raises.py"
+    bad.write_text('import kstream\napp = kstream.App("x")\nlimit = int("ten")\n')
+    line = config_error(run("describe", str(bad)))
+    assert f"{bad}:3: ValueError: invalid literal for int() with base 10: 'ten'" in line, line
+
+
+SOCKET_APPS = {
+    "run": "import kstream\n"
+    'app = kstream.App("sock")\n'
+    'app.socket_text_stream("127.0.0.1", {port}).count().pprint()\n'
+    "app.run()\n",
+    "spark": "from kstream.compat import SparkContext, StreamingContext\n"
+    'ssc = StreamingContext(SparkContext("local[2]", "sock"), 1)\n'
+    'ssc.socketTextStream("127.0.0.1", {port}).count().pprint()\n'
+    "ssc.start()\n"
+    "ssc.awaitTermination()\n",
+}
+
+
+@pytest.mark.parametrize("style", sorted(SOCKET_APPS))
+def test_describe_does_not_start_the_app(tmp_path, style):
+    """A file that starts its app (a socket stream, Spark style) is read up to there."""
+    app = tmp_path / "sock.py"
+    app.write_text(SOCKET_APPS[style].format(port=free_port()))  # nothing listens there
+    started = time.monotonic()
+    r = run("describe", str(app), timeout=20)
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    assert "socket(127.0.0.1:" in r.stdout and "Time: " not in r.stdout, r.stdout
+    assert time.monotonic() - started < 10
