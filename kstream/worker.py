@@ -64,7 +64,7 @@ from kstream.stages import (
 )
 from kstream.state.changelog import changelog_topic
 from kstream.state.rocks import RocksStore
-from kstream.state.tasks import TaskStores, store_shape
+from kstream.state.tasks import TaskStores, check_state_dir, store_shape
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -140,6 +140,11 @@ class Worker:
         """Check brokers and topics and create internal topics; ConfigError if wrong."""
         if not self.app.uses_kafka():
             raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
+        transactional_id_file = (
+            self.app.settings.guarantee == "exactly-once" and not self.group_instance_id
+        )
+        if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
+            check_state_dir(self.app.settings.state_dir, self.app.app_id)
         admin = Admin(self.brokers, self.kafka)
         known = admin.partitions()
         admin.require(self.plan.source_topics(), "source", known)

@@ -270,3 +270,28 @@ def test_describe_does_not_start_the_app(tmp_path, style):
     assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
     assert "socket(127.0.0.1:" in r.stdout and "Time: " not in r.stdout, r.stdout
     assert time.monotonic() - started < 10
+
+
+def test_unwritable_state_dir_is_one_line_and_exit_2(bootstrap, topics, app_id, tmp_path):
+    (tmp_path / "file").write_text("")
+    state_dir = tmp_path / "file" / "state"  # under a regular file: even root cannot
+    env = {**wordcount_env(topics), "KS_TEST_STATE": str(tmp_path / "ok")}
+    for app, more in (("running_count.py", []), ("wordcount.py", ["--guarantee", "exactly-once"])):
+        r = run(
+            "worker",
+            str(APPS / app),
+            "--app-id",
+            app_id,
+            "--brokers",
+            bootstrap,
+            "--state-dir",
+            str(state_dir),
+            "--metrics-port",
+            "0",
+            "--duration",
+            "5",
+            *more,
+            env=env,
+        )
+        line = config_error(r)
+        assert f"--state-dir '{state_dir}': cannot write to {state_dir}/{app_id}" in line, line
