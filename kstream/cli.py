@@ -18,6 +18,7 @@ from kstream.errors import ConfigError
 from kstream.observe.watchdog import where
 
 log = logging.getLogger("kstream")
+METRICS_PORT = 9400  # without --metrics-port: the first free port from here up
 
 
 def setup_logging(level: str) -> None:
@@ -153,9 +154,8 @@ def main() -> None:
     "--metrics-port",
     envvar="KSTREAM_METRICS_PORT",
     type=int,
-    default=9400,
-    show_default=True,
-    help="HTTP port for /metrics and friends; 0 disables.",
+    help=f"HTTP port for /metrics and friends; 0 disables. Unset: the first free port from "
+    f"{METRICS_PORT} up (several workers on one machine), logged at start.",
 )
 @click.option("--metrics-host", envvar="KSTREAM_METRICS_HOST", default="0.0.0.0", show_default=True)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
@@ -207,7 +207,8 @@ def worker(
             group_instance_id=group_instance_id,
             kafka=parse_kafka_settings(kafka_settings),
             metrics_host=metrics_host,
-            metrics_port=metrics_port,
+            metrics_port=METRICS_PORT if metrics_port is None else metrics_port,
+            metrics_port_search=metrics_port is None,
         )
         w.prepare()
     except ConfigError as e:

@@ -103,6 +103,7 @@ class Worker:
         max_poll_records: int = 20000,
         metrics_host: str = "0.0.0.0",
         metrics_port: int | None = None,
+        metrics_port_search: bool = False,
     ):
         self.app = app
         self.brokers = brokers or app.settings.brokers or "localhost:9092"
@@ -127,7 +128,12 @@ class Worker:
         # partitions join their stages (kstream/progress.py)
         self._handed: dict[TP, Closings] = {}
         self.observer = Observer(
-            app.app_id, app.batch_interval, metrics_host, metrics_port, self.plan.describe
+            app.app_id,
+            app.batch_interval,
+            metrics_host,
+            metrics_port,
+            self.plan.describe,
+            port_search=metrics_port_search,
         )
         self.started_at = self._due_checked = self._due_since = time.time()
         self._lag_checked = 0.0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ import urllib.request
 import pytest
 
 from kstream.testing import free_port, produce
-from tests.integration.workers import APPS, FAST, wait_for
+from tests.integration.workers import APPS, FAST, stop, wait_for
 
 KSTREAM = [sys.executable, "-m", "kstream"]
 
@@ -295,3 +297,67 @@ def test_unwritable_state_dir_is_one_line_and_exit_2(bootstrap, topics, app_id, 
         )
         line = config_error(r)
         assert f"--state-dir '{state_dir}': cannot write to {state_dir}/{app_id}" in line, line
+
+
+def test_metrics_port_in_use_is_one_line_and_exit_2(bootstrap, topics, app_id):
+    app, env = str(APPS / "wordcount.py"), wordcount_env(topics)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for how in (["--metrics-port", str(port)], []):
+            r = run(
+                "worker",
+                app,
+                "--app-id",
+                app_id,
+                "--brokers",
+                bootstrap,
+                *how,
+                "--duration",
+                "5",
+                env={**env, "KSTREAM_METRICS_PORT": str(port)},
+            )
+            line = config_error(r)
+            assert (
+                f"--metrics-port: cannot listen on 0.0.0.0:{port} (Address already in use)" in line
+            )
+
+
+def test_workers_with_the_default_metrics_port_share_a_machine(bootstrap, topics, app_id, tmp_path):
+    env = wordcount_env(topics)
+    cmd = [
+        *KSTREAM,
+        "worker",
+        str(APPS / "wordcount.py"),
+        "--app-id",
+        app_id,
+        "--brokers",
+        bootstrap,
+        *FAST,
+    ]
+    logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    procs = []
+    for log in logs:
+        with open(log, "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+                )
+            )
+
+    def ports() -> list[int]:
+        found = [
+            re.findall(r"batch page on http://127\.0\.0\.1:(\d+)", log.read_text()) for log in logs
+        ]
+        return [int(p[0]) for p in found if p]
+
+    try:
+        wait_for(lambda: len(ports()) == 2, 30, "both workers to serve their metrics")
+        assert ports()[0] != ports()[1] and min(ports()) >= 9400
+        for port in ports():
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                assert r.status == 200
+    finally:
+        codes = [stop(p) for p in procs]
+    assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
