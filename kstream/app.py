@@ -16,8 +16,21 @@ from kstream.serde import deserializer
 from kstream.settings import Settings, interval_ms
 
 
+class AppStarted(BaseException):
+    """An app started (`app.run()`, `ssc.start()`) in a file that kstream is loading: the
+    pipeline is defined by then, and loading must not run it (`kstream describe` of a
+    socket stream would connect). A BaseException, so that the file's own
+    `except Exception` does not catch it."""
+
+    def __init__(self, app: App):
+        super().__init__(app.app_id)
+        self.app = app
+
+
 class App:
     """A streaming job: `app.stream(...)` starts pipelines; `kstream worker` runs them."""
+
+    loading = False  # kstream.loader is executing a pipeline file: see AppStarted
 
     def __init__(
         self, app_id: str, batch_interval: float = 1.0, brokers: str | None = None, **settings: Any
@@ -104,6 +117,7 @@ class App:
     # -- running ---------------------------------------------------------------------
     def run_batches(self, n: int) -> None:
         """Run n batches of the local sources on a virtual clock: no Kafka, no sleeping."""
+        self.starting()
         if self._local is None or self._local.nodes != self.ordered_nodes():
             # a pipeline extended between calls gets a new runner on the same clock
             runner = LocalRunner(self)
@@ -113,6 +127,7 @@ class App:
 
     def run(self, timeout: float | None = None) -> None:
         """Run until stop() (or timeout seconds): local sources on the wall clock."""
+        self.starting()
         if self.uses_kafka():
             raise ConfigError(
                 "this app reads Kafka topics: run it with `kstream worker`, which joins "
@@ -122,6 +137,11 @@ class App:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def starting(self) -> None:
+        """Where the app begins to run: a file being loaded stops here (AppStarted)."""
+        if App.loading:
+            raise AppStarted(self)
 
     def describe(self) -> dict[str, Any]:
         from kstream.plan import compile_plan

@@ -18,6 +18,7 @@ from kstream.errors import ConfigError
 from kstream.observe.watchdog import where
 
 log = logging.getLogger("kstream")
+METRICS_PORT = 9400  # without --metrics-port: the first free port from here up
 
 
 def setup_logging(level: str) -> None:
@@ -29,18 +30,46 @@ def setup_logging(level: str) -> None:
 
 
 def parse_kafka_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    from kstream.kafka.config import check_overrides
+
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"-X {pair!r}: expected key=value (a librdkafka setting)")
         settings[key.strip()] = value.strip()
+    check_overrides(settings)
     return settings
 
 
 def fail(message: str) -> None:
-    click.echo(f"kstream: error: {message}", err=True)
+    """A configuration error: one line on stderr, exit 2."""
+    click.echo(f"kstream: error: {' '.join(message.split())}", err=True)
     sys.exit(2)
+
+
+class Group(click.Group):
+    """Usage errors of the subcommands (a bad option value, a missing argument) are
+    configuration errors too: one line, exit 2, instead of click's usage block."""
+
+    group_class = type  # `dlq` is one as well
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            fail(e.format_message() + where)
+
+
+def log_level_option(default: str) -> Callable[[Callable], Callable]:
+    return click.option(
+        "--log-level",
+        envvar="KSTREAM_LOG_LEVEL",
+        default=default,
+        show_default=True,
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    )
 
 
 def brokers_option(f: Callable) -> Callable:
@@ -60,13 +89,7 @@ def common_options(f: Callable) -> Callable:
         metavar="KEY=VALUE",
         help="A librdkafka setting, passed through (repeatable).",
     )(f)
-    f = click.option(
-        "--log-level",
-        envvar="KSTREAM_LOG_LEVEL",
-        default="info",
-        show_default=True,
-        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    )(f)
+    f = log_level_option("info")(f)
     return brokers_option(f)
 
 
@@ -89,7 +112,7 @@ def load(app_spec: str, overrides: dict[str, Any]):
     return app
 
 
-@click.group()
+@click.group(cls=Group)
 @click.version_option(package_name="kstream")
 def main() -> None:
     """kstream: Spark Streaming's micro-batch model on plain Kafka."""
@@ -131,9 +154,8 @@ def main() -> None:
     "--metrics-port",
     envvar="KSTREAM_METRICS_PORT",
     type=int,
-    default=9400,
-    show_default=True,
-    help="HTTP port for /metrics and friends; 0 disables.",
+    help=f"HTTP port for /metrics and friends; 0 disables. Unset: the first free port from "
+    f"{METRICS_PORT} up (several workers on one machine), logged at start.",
 )
 @click.option("--metrics-host", envvar="KSTREAM_METRICS_HOST", default="0.0.0.0", show_default=True)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
@@ -185,7 +207,8 @@ def worker(
             group_instance_id=group_instance_id,
             kafka=parse_kafka_settings(kafka_settings),
             metrics_host=metrics_host,
-            metrics_port=metrics_port,
+            metrics_port=METRICS_PORT if metrics_port is None else metrics_port,
+            metrics_port_search=metrics_port is None,
         )
         w.prepare()
     except ConfigError as e:
@@ -341,7 +364,7 @@ def redrive(
     help="Stop after this many seconds (default: until Ctrl-C).",
 )
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Lines per second.")
-@click.option("--log-level", envvar="KSTREAM_LOG_LEVEL", default="warning", show_default=True)
+@log_level_option("warning")
 def demo(duration: float | None, rate: float, log_level: str) -> None:
     """Word count over an embedded broker that it starts itself: nothing to set up."""
     setup_logging(log_level)

@@ -93,6 +93,8 @@ class StreamingContext:
         self.app.settings.state_dir = directory
 
     def start(self) -> None:
+        self.app.starting()  # in this thread: a file that kstream loads stops here
+
         def run() -> None:
             try:
                 self.app.run()

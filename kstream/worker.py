@@ -65,7 +65,7 @@ from kstream.stages import (
 )
 from kstream.state.changelog import changelog_topic
 from kstream.state.rocks import RocksStore
-from kstream.state.tasks import TaskStores, store_shape
+from kstream.state.tasks import TaskStores, check_state_dir, store_shape
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -104,6 +104,7 @@ class Worker:
         max_poll_records: int = 20000,
         metrics_host: str = "0.0.0.0",
         metrics_port: int | None = None,
+        metrics_port_search: bool = False,
     ):
         self.app = app
         self.brokers = brokers or app.settings.brokers or "localhost:9092"
@@ -128,7 +129,12 @@ class Worker:
         # partitions join their stages (kstream/progress.py)
         self._handed: dict[TP, Closings] = {}
         self.observer = Observer(
-            app.app_id, app.batch_interval, metrics_host, metrics_port, self.plan.describe
+            app.app_id,
+            app.batch_interval,
+            metrics_host,
+            metrics_port,
+            self.plan.describe,
+            port_search=metrics_port_search,
         )
         self.started_at = self._due_checked = self._due_since = time.time()
         self._lag_checked = 0.0
@@ -141,6 +147,11 @@ class Worker:
         """Check brokers and topics and create internal topics; ConfigError if wrong."""
         if not self.app.uses_kafka():
             raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
+        transactional_id_file = (
+            self.app.settings.guarantee == "exactly-once" and not self.group_instance_id
+        )
+        if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
+            check_state_dir(self.app.settings.state_dir, self.app.app_id)
         admin = Admin(self.brokers, self.kafka)
         known = admin.partitions()
         admin.require(self.plan.source_topics(), "source", known)

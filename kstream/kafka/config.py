@@ -6,7 +6,24 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaException, Producer
+
+from kstream.errors import ConfigError
+
 KAFKA_LOG = logging.getLogger("kstream.kafka")
+
+# Settings kstream sets itself (below and in kstream/delivery.py), which an -X must not
+# change behind its back: what to use instead.
+OWNED = {
+    "bootstrap.servers": "use --brokers",
+    "metadata.broker.list": "use --brokers",
+    "group.id": "use --app-id (the consumer group is the app id)",
+    "group.instance.id": "use --group-instance-id",
+    "enable.auto.commit": "use --guarantee (offsets are committed once outputs are durable)",
+    "isolation.level": "use --guarantee",
+    "transactional.id": "use --guarantee",
+    "enable.partition.eof": "it tells kstream that a partition is read to its end",
+}
 
 
 def consumer_config(
@@ -77,3 +94,39 @@ def admin_config(brokers: str, overrides: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {"bootstrap.servers": brokers, "logger": KAFKA_LOG}
     config.update({k: v for k, v in overrides.items() if k.startswith(shared)})
     return config
+
+
+def check_overrides(overrides: dict[str, str]) -> None:
+    """Refuse -X settings that kstream sets itself or that librdkafka does not know or
+    accept: a ConfigError now, not a traceback when the worker makes its first client."""
+    for key, value in overrides.items():
+        if key in OWNED:
+            raise ConfigError(f"-X {key}: kstream sets this itself; {OWNED[key]}")
+        refused = _refusal(Producer, {key: value})  # a producer knows consumer settings too
+        if refused is not None and refused.startswith("No such configuration property"):
+            raise ConfigError(f"-X {key}: no such Kafka client setting")
+        if refused is not None:
+            raise ConfigError(f"-X {key}={value}: {refused}")
+    # Settings that are refused only together, or with kstream's (acks=1 with idempotence)
+    for client, config in (
+        (Producer, producer_config("", lambda err, msg: None, overrides)),
+        (Consumer, consumer_config("", "kstream-check", None, overrides)),
+    ):
+        refused = _refusal(client, config)
+        if refused is not None:
+            raise ConfigError(f"-X settings: {refused}")
+
+
+def _refusal(client: type[Producer] | type[Consumer], config: dict[str, Any]) -> str | None:
+    """Why librdkafka refuses `config`, or None. The client made meanwhile has no brokers
+    to connect to and logs nothing."""
+    config = {k: v for k, v in config.items() if k != "logger"}
+    try:
+        made = client({**config, "log_level": 0})
+    except KafkaException as e:
+        return e.args[0].str().strip()
+    except (TypeError, ValueError) as e:  # e.g. a callback setting given a string
+        return str(e)
+    if isinstance(made, Consumer):
+        made.close()
+    return None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from kstream.errors import ConfigError
 from kstream.observe.health import Health
 from kstream.observe.metrics import Metrics
-from kstream.observe.server import ObservabilityServer
+from kstream.observe.server import SEARCHED_PORTS, ObservabilityServer
 from kstream.observe.summary import SummaryLogger
 from kstream.observe.timeline import Timeline
 from kstream.observe.watchdog import Watchdog
@@ -52,6 +52,7 @@ class Observer:
         port: int | None = None,
         topology: Callable[[], dict] | None = None,
         summary_every: float | None = None,
+        port_search: bool = False,
     ):
         self.metrics = Metrics(app_id)
         self.metrics.set_batch_interval(interval_seconds)
@@ -63,11 +64,19 @@ class Observer:
         self.hung_after = seconds_from_env(HUNG_ENV, max(15.0, 5 * interval_seconds))
         self.watchdog: Watchdog | None = None
         self.interval = interval_seconds
-        self.server = (
-            ObservabilityServer(host, port, self.metrics, self.timeline, self.health, topology)
-            if port
-            else None
-        )
+        self.server = None  # port None or 0: no server
+        if port:
+            self.server = ObservabilityServer(
+                host, port, self.metrics, self.timeline, self.health, topology, port_search
+            )
+            try:  # now, so that a port in use stops the worker before it touches Kafka
+                self.server.bind()
+            except OSError as e:
+                ports = f"{port}-{port + SEARCHED_PORTS - 1}" if port_search else port
+                raise ConfigError(
+                    f"--metrics-port: cannot listen on {host}:{ports} ({e.strerror or e}); "
+                    "choose another port, or 0 for none"
+                ) from None
         self._unacknowledged: Counter[str] = Counter()  # produced, not yet flushed
         self._late: Counter[str] = Counter()  # late records not yet in a warning
         self._late_policy = ""

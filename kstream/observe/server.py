@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import threading
@@ -26,6 +27,7 @@ from kstream.observe.timeline import Timeline
 log = logging.getLogger(__name__)
 
 JSON = "application/json; charset=utf-8"
+SEARCHED_PORTS = 100  # with search=True, the ports tried from the one asked for up
 
 
 def _page() -> bytes:
@@ -81,9 +83,11 @@ class ObservabilityServer:
         timeline: Timeline,
         health: Health,
         topology: Callable[[], dict] | None = None,
+        search: bool = False,
     ) -> None:
         self.host = host
-        self.port = port  # the bound port once started (port 0 picks a free one)
+        self.port = port  # the bound port once bound (port 0 picks a free one)
+        self.search = search  # the port is taken: take the first free one above it
         self.metrics = metrics
         self.timeline = timeline
         self.health = health
@@ -99,13 +103,29 @@ class ObservabilityServer:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def start(self) -> ObservabilityServer:
+    def bind(self) -> ObservabilityServer:
+        """Take the port now (requests wait until `start`); OSError if it is taken, or
+        with `search` if all SEARCHED_PORTS from it up are."""
         if self._httpd is not None:
-            raise RuntimeError("already started")
-        httpd = _Server((self.host, self.port), _Handler)
+            return self
+        last = self.port + (SEARCHED_PORTS - 1 if self.search and self.port else 0)
+        for port in range(self.port, last + 1):
+            try:
+                httpd = _Server((self.host, port), _Handler)
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or port == last:
+                    raise
         httpd.observe = self
         self.port = httpd.server_address[1]
         self._httpd = httpd
+        return self
+
+    def start(self) -> ObservabilityServer:
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        httpd = self.bind()._httpd
+        assert httpd is not None
         self._thread = threading.Thread(
             target=httpd.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -120,7 +140,8 @@ class ObservabilityServer:
         if httpd is None:
             return
         self._httpd = self._thread = None
-        httpd.shutdown()
+        if thread is not None:  # serving, not only bound
+            httpd.shutdown()
         httpd.server_close()
         if thread is not None:
             thread.join(timeout=5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,19 @@ from kstream.state.changelog import ChangelogReader, changelog_topic
 from kstream.state.rocks import RocksStore, StoreMemory
 
 log = logging.getLogger(__name__)
+
+
+def check_state_dir(state_dir: str, app_id: str) -> None:
+    """Make the app's directory under the state dir and write a file there: a ConfigError
+    naming --state-dir at start, not a traceback when the first store opens."""
+    root = os.path.join(state_dir, app_id)
+    try:
+        os.makedirs(root, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as e:
+        raise ConfigError(
+            f"--state-dir {state_dir!r}: cannot write to {root} ({e.strerror})"
+        ) from None
 
 
 @dataclass

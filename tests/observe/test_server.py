@@ -146,3 +146,21 @@ def test_no_request_log_on_stderr(parts, capfd):
     get(server.url + "/metrics")
     get(server.url + "/missing")
     assert capfd.readouterr().err == ""
+
+
+def test_a_taken_port_is_an_error_unless_searching_up():
+    """Several workers on one machine: each takes the first free port from the default."""
+    first = ObservabilityServer("127.0.0.1", 0, Metrics("a"), Timeline(), Health(5), dict).bind()
+    taken = first.port
+    try:
+        with pytest.raises(OSError, match="in use"):
+            ObservabilityServer("127.0.0.1", taken, Metrics("b"), Timeline(), Health(5)).bind()
+        second = ObservabilityServer(
+            "127.0.0.1", taken, Metrics("b"), Timeline(), Health(5), search=True
+        ).start()
+        try:
+            assert second.port > taken and get(second.url + "/readyz")[0] == 503
+        finally:
+            second.stop()
+    finally:
+        first.stop()  # bound, never started: stop only closes it
