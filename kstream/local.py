@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kstream.errors import ConfigError
-from kstream.graph import evaluate
+from kstream.graph import evaluate, require_output
 from kstream.ops.sources import SocketSource
 from kstream.ops.stateful import Stateful
 from kstream.state.store import MemoryStore
@@ -30,6 +30,7 @@ class LocalRunner:
             )
         self.app = app
         self.nodes = app.ordered_nodes()
+        require_output(self.nodes)
         self.virtual_batches = 0
         for node in self.nodes:
             if isinstance(node.op, Stateful):

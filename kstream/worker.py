@@ -37,7 +37,7 @@ from kstream.delivery import (
     fenced,
 )
 from kstream.errors import ConfigError
-from kstream.graph import Batch, Node, evaluate
+from kstream.graph import Batch, Node, evaluate, require_output
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
@@ -138,6 +138,7 @@ class Worker:
     # -- start -----------------------------------------------------------------------
     def prepare(self) -> None:
         """Check brokers and topics and create internal topics; ConfigError if wrong."""
+        require_output(self.app.nodes)
         if not self.app.uses_kafka():
             raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
         admin = Admin(self.brokers, self.kafka)
