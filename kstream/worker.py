@@ -143,19 +143,26 @@ class Worker:
             raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
         admin = Admin(self.brokers, self.kafka)
         known = admin.partitions()
+        settings = self.app.settings
         admin.require(self.plan.source_topics(), "source", known)
-        admin.require(self.plan.output_topics(), "output", known)
-        default_n = self.app.settings.repartition_partitions or max(
+        default_n = settings.repartition_partitions or max(
             known[t] for t in self.plan.source_topics()
         )
+        outputs = self.plan.output_topics()
+        if settings.create_topics:
+            missing = {t: default_n for t in outputs if t not in known}
+            admin.ensure(missing, known, settings.replication_factor, {})
+            known.update(missing)
+        else:
+            admin.require(outputs, "output", known, "create it first, or set create_topics=True")
         wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
-        admin.ensure(wanted, known, self.app.settings.replication_factor, {})
+        admin.ensure(wanted, known, settings.replication_factor, {})
         self.exchange_partitions = wanted
         self.dlq_topic = self.plan.dlq_topic
         if self.dlq_topic is not None and self.dlq_topic not in known:  # any size will do
-            admin.ensure({self.dlq_topic: 1}, known, self.app.settings.replication_factor, {})
+            admin.ensure({self.dlq_topic: 1}, known, settings.replication_factor, {})
         self.poison = Poison(
-            self.app.app_id, self.app.settings.on_error, self.dlq_topic, self.observer.metrics
+            self.app.app_id, settings.on_error, self.dlq_topic, self.observer.metrics
         )
         for s in self.plan.stages:  # late="dlq" operators hand their late records over
             for n in s.nodes:

@@ -46,7 +46,7 @@ class FakeAdmin:
     def partitions(self):
         return dict(self.known)
 
-    def require(self, topics, role, known):
+    def require(self, topics, role, known, remedy=""):
         assert all(t in known for t in topics)
 
     def ensure(self, wanted, known, replication, config):
