@@ -126,9 +126,11 @@ def test_a_refused_repartition_record_fails_the_step_naming_its_topic(monkeypatc
     """Only outputs are poison: a refused internal record is the worker's problem."""
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(render).group_by_key().to("out")
-    repartition = "p-group_by_key-3-repartition"
-    producer = FakeProducer(max_bytes={repartition: 1000})
+    producer = FakeProducer()
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1}, producer)
+    (exchange,) = w.plan.exchanges
+    repartition = exchange.topic
+    producer.max_bytes[repartition] = 1000
     feed(w, 0, [msg("lines", 0, 0, b"size 3000")])
     with pytest.raises(SendFailedError, match=f"^{repartition}: .*Message size too large"):
         w._process(w.stages[0], T, SOURCE)
