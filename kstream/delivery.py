@@ -10,6 +10,15 @@ the offsets, and a restarted worker's transactional id fences its previous incar
 
 Either way, `finish` returns only once the step is durable; the local stores may then
 follow (so they are never ahead of the changelog).
+
+A record Kafka refuses for good (`refused`: too large, invalid, its topic not writable or
+gone) is refused either at produce() (RefusedError: librdkafka's own checks, e.g. a record
+above message.max.bytes, which never enters the transaction) or in a delivery report, once
+the broker has answered. A report fails the step like any failed send (under exactly-once
+the transaction must be aborted anyway) and the delivery keeps the refused records in
+`refused`, so that the worker's redo of the step can leave them out (kstream/worker.py).
+Exactly-once asks for no report per record (a Python call each, on the hot path) except in
+the redo of a failed step (`report_each`): that is how it learns which records to leave out.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from kstream.kafka.config import producer_config
 
@@ -38,8 +47,35 @@ RETRIABLE_COMMIT = {
 }
 
 
+# Kafka will never take such a record, however often it is sent
+REFUSED = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+}
+# dropped by an abort (ours, or librdkafka's after a failed send): a consequence, not a cause
+PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
+
+
+def refused(error: KafkaError) -> bool:
+    """Whether Kafka refuses a record for good: retrying the step cannot help."""
+    return error.code() in REFUSED
+
+
 class SendFailedError(RuntimeError):
-    """Kafka refused an output for good: nothing of its step is committed."""
+    """Kafka did not take a record: nothing of its step is committed."""
+
+
+class RefusedError(SendFailedError):
+    """Kafka refused a record for good at produce(): an output's is a poison record."""
+
+    def __init__(self, topic: str, error: KafkaError):
+        super().__init__(f"{topic}: {error.str()}")
+        self.topic = topic
+        self.error = error
 
 
 class StepAbortedError(RuntimeError):
@@ -73,10 +109,13 @@ class Delivery:
     """The producers of one worker incarnation and the commit protocol they follow."""
 
     producer: Producer  # outputs, repartition records, markers, dead letters
+    # the delivery callback to give outputs and dead letters (None: the producer's default)
+    report: Callable[[Any, Any], None] | None = None
 
     def __init__(self, on_problem: Callable[[str], None]):
         self.on_problem = on_problem  # a log line's worth, e.g. for a metric
         self.send_errors: list[str] = []
+        self.refused: list[Message] = []  # reported refused for good (`refused`)
         self.changelog_next: dict[tuple[str, int], int] = {}
 
     def begin(self) -> None:
@@ -102,8 +141,11 @@ class Delivery:
         self.changelog_next[key] = max(self.changelog_next.get(key, 0), msg.offset() + 1)
 
     def _on_send_error(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self.send_errors.append(f"{msg.topic()}: {err.str()}")
+        if err is None or err.code() in PURGED:
+            return
+        if refused(err):
+            self.refused.append(msg)
+        self.send_errors.append(f"{msg.topic()}: {err.str()}")
 
     def _flush(self, producers: list[Producer]) -> None:
         """Wait until every produced record is acknowledged (or has failed for good)."""
@@ -114,20 +156,45 @@ class Delivery:
         if self.send_errors:
             errors, self.send_errors = self.send_errors, []
             self.on_problem(f"{len(errors)} failed sends")
+            refused = f"; {len(self.refused)} refused for good" if self.refused else ""
             raise SendFailedError(
                 f"{len(errors)} output(s) could not be written, first: {errors[0]}; "
-                "offsets of their batches are not committed"
+                f"offsets of their batches are not committed{refused}"
             )
 
 
-def produce_retrying(producer: Producer, *args: Any, **kwargs: Any) -> None:
-    """produce(), waiting for room in a full local queue."""
+def produce_retrying(
+    producer: Producer,
+    topic: str,
+    value: Any = None,
+    key: Any = None,
+    partition: int = -1,
+    timestamp: int = 0,
+    headers: list[tuple[str, bytes]] | None = None,
+    on_delivery: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """produce(), waiting for room in a full local queue. A record it refuses raises
+    RefusedError if Kafka never takes such a record, else SendFailedError; both name the
+    topic. (No *args: on the hot path, packing them cost a third of the call.)"""
     while True:
         try:
-            producer.produce(*args, **kwargs)
+            producer.produce(
+                topic,
+                value,
+                key,
+                partition,
+                timestamp=timestamp,
+                headers=headers,
+                on_delivery=on_delivery,
+            )
             return
         except BufferError:
             producer.poll(0.05)
+        except KafkaException as e:
+            err = e.args[0]
+            if refused(err):
+                raise RefusedError(topic, err) from e
+            raise SendFailedError(f"{topic}: {err.str()}") from e
 
 
 class AtLeastOnce(Delivery):
@@ -182,13 +249,16 @@ class ExactlyOnce(Delivery):
         on_problem: Callable[[str], None],
         transactional_id: str,
         timeout: float = 10.0,  # per transactional call; a healthy one takes milliseconds
+        report_each: bool = False,  # the redo of a failed step: learn which records Kafka refuses
     ):
         super().__init__(on_problem)
         self.timeout = timeout
         config = producer_config(brokers, self._on_send_error, kafka)
         # Failed sends surface as a failed commit: no Python call per record. Only
-        # changelog records carry a callback of their own (their offsets are needed).
+        # changelog records carry a callback of their own (their offsets are needed), and
+        # outputs and dead letters do in the redo of a failed step, until a step commits.
         del config["on_delivery"]
+        self.report = self._on_send_error if report_each else None
         # A step's transaction lasts a batch or so: as Kafka Streams does, let the broker
         # abort one whose producer is gone after 10 s rather than 60 s, for read_committed
         # readers wait that long (unless the worker's -X says otherwise).
@@ -241,6 +311,7 @@ class ExactlyOnce(Delivery):
             raise StepAbortedError(f"transaction aborted: {e}") from e
         finally:
             self.in_transaction = False
+        self.report = None
 
     def abandon(self) -> None:
         if self.in_transaction and not self.wedged:
@@ -249,6 +320,7 @@ class ExactlyOnce(Delivery):
                 self.producer.abort_transaction(self.timeout)
             except KafkaException as e:  # fenced or fatal: the transaction dies with us
                 log.warning("could not abort the transaction: %s", e.args[0])
+            self.producer.poll(0)  # the reports of its records, refused ones among them
         self.send_errors.clear()
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
 from kstream.ops.shuffle import BY_KEY, BY_RECORD, GLOBAL, Shuffle
+from kstream.poison import operator_name
 from kstream.settings import interval_ms
 
 if TYPE_CHECKING:
@@ -346,8 +347,13 @@ class DStream:
         self._derive(sinks.Collect(target))
         return target
 
-    def foreach_batch(self, fn: Callable[..., Any]) -> None:
-        self._derive(sinks.ForeachBatch(fn))
+    def foreach_batch(self, fn: Callable[..., Any], retries: int = 3, backoff: float = 1.0) -> None:
+        """Call `fn(records)` or `fn(time_seconds, records)` with each batch. When fn
+        raises (any exception), it is called again up to `retries` times, `backoff`
+        seconds later, doubling up to 30 s, before its error counts (a worker then treats
+        the batch as poison, see README "Poison records")."""
+        op = sinks.ForeachBatch(fn, retries, backoff)
+        op.name = operator_name(self._derive(op).node)
 
     def to(self, topic: str, key_serde: str = "auto", value_serde: str = "auto") -> None:
         """Write each batch to `topic`: pairs as key and value, anything else as the value."""

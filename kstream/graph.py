@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kstream.errors import ConfigError
+
 Batch = list[Any]
 
 
@@ -72,6 +74,16 @@ def topological(nodes: list[Node]) -> list[Node]:
     for n in sorted(nodes, key=lambda n: n.id):
         visit(n)
     return order
+
+
+def require_output(nodes: Iterable[Node]) -> None:
+    """Spark's rule: a pipeline none of whose streams reaches an output has nothing to do
+    (a forgotten `to()` would otherwise run silently and write nothing)."""
+    if not any(n.op.is_sink for n in nodes):
+        raise ConfigError(
+            "No output operations registered, so nothing to execute: end a stream with "
+            "to(), pprint(), collect() or foreach_batch()"
+        )
 
 
 def evaluate(

@@ -1,5 +1,7 @@
-"""Poison records (DESIGN §6): records that cannot be deserialized, or on which a user
-function raises. The setting `on_error` says what becomes of one:
+"""Poison records (DESIGN §6): records that cannot be deserialized, on which a user
+function raises, or outputs Kafka refuses for good (too large, invalid, a topic the worker
+may not write or that is gone: reason `produce`). The setting `on_error` says what becomes
+of one:
 
 - "dlq" (default): it goes to the dead-letter topic `<app_id>-dlq` with its original key,
   value, timestamp and headers, plus the `kstream.error.*` headers below, in the same
@@ -7,7 +9,7 @@ function raises. The setting `on_error` says what becomes of one:
 - "skip": it is logged (at most a line every 10 s, with a count) and left out;
 - "fail": the worker stops with one line naming the record and the error.
 Either way the rest of the batch goes on, and each one counts in
-`kstream_errors_total{kind="deserialize"|"function"}`; dead letters also count in
+`kstream_errors_total{kind="deserialize"|"function"|"produce"}`; dead letters also count in
 `kstream_dlq_records_total{topic,reason}`.
 
 Taking a failed batch apart. Batches run vectorised; when a stage's body (its operators
@@ -28,8 +30,9 @@ User functions of a batch that is taken apart run more than once on some records
 
 A dead letter's headers (UTF-8 text; the record's own headers come first):
 
-  kstream.error.reason     deserialize, function or late
+  kstream.error.reason     deserialize, function, late or produce
   kstream.error.type       the exception's class, e.g. ValueError, json.decoder.JSONDecodeError
+                           (produce: Kafka's error name, e.g. MSG_SIZE_TOO_LARGE)
   kstream.error.message    the exception's message
   kstream.error.operator   where it failed: the node (as `kstream describe` numbers them)
                            and the user function, e.g. `map-2 (app.parse)`, or the source
@@ -37,10 +40,14 @@ A dead letter's headers (UTF-8 text; the record's own headers come first):
   kstream.error.topic      the topic the record was read from: a source topic, or a
   kstream.error.partition  repartition topic (then the value is the pickled intermediate
   kstream.error.offset     record (batch, side, record) and the key is empty); no offset
-                           for a late session record (it combines a key's records)
+                           for a late session record (it combines a key's records);
+                           produce: the output topic it was meant for, no partition, offset
   kstream.error.timestamp  the record's own timestamp (ms), also the dead letter's
   kstream.error.batch      the batch it failed in (ms, the end of its interval)
   kstream.error.app_id     the app
+  kstream.error.dropped_bytes  only on a dead letter Kafka refused whole too (too large
+                           for the dead-letter topic as well): it went again without its
+                           key, value and own headers, which were that many bytes
 """
 
 from __future__ import annotations
@@ -111,12 +118,12 @@ def one_line(text: str) -> str:
 class DeadLetter:
     """A poison record, as the dead-letter topic receives it."""
 
-    reason: str  # deserialize, function or late
+    reason: str  # deserialize, function, late or produce
     error_type: str
     message: str
     operator: str
     topic: str
-    partition: int
+    partition: int | None  # None: an output (reason produce)
     offset: int | None
     key: bytes | None
     value: bytes | None
@@ -134,7 +141,16 @@ class DeadLetter:
             **record,
         )
 
+    @classmethod
+    def refused(
+        cls, error_name: str, message: str, operator: str, topic: str, key: Any, value: Any, t: int
+    ) -> DeadLetter:
+        """An output of batch t that Kafka refused for good, for `topic`."""
+        return cls("produce", error_name, message, operator, topic, None, None, key, value, t, t)
+
     def where(self) -> str:
+        if self.partition is None:
+            return self.topic
         at = "" if self.offset is None else f"@{self.offset}"
         return f"{self.topic}[{self.partition}]{at}"
 
@@ -143,12 +159,21 @@ class DeadLetter:
             what = f"cannot deserialize in {self.operator}:"
         elif self.reason == "late":
             what = f"late for {self.operator}:"
+        elif self.reason == "produce":
+            what = f"{self.operator} could not write it to {self.topic}:"
         else:
             what = f"{self.operator} raised"
         return one_line(f"{what} {self.error_type}: {self.message}")
 
-    def kafka_headers(self, app_id: str) -> list[tuple[str, bytes]]:
+    def kafka_headers(self, app_id: str, whole: bool = True) -> list[tuple[str, bytes]]:
+        """The headers of its dead letter; `whole=False`: of the one sent without its key,
+        value and own headers, once Kafka refused it whole (too large)."""
         own = [(k, v) for k, v in self.headers or () if not k.startswith(HEADER)]
+        dropped = None
+        if not whole:
+            dropped = len(self.key or b"") + len(self.value or b"")
+            dropped += sum(len(k) + len(v or b"") for k, v in own)
+            own = []
         fields = {
             "reason": self.reason,
             "type": self.error_type,
@@ -160,6 +185,7 @@ class DeadLetter:
             "timestamp": self.timestamp,
             "batch": self.batch,
             "app_id": app_id,
+            "dropped_bytes": dropped,
         }
         return own + [(HEADER + k, str(v).encode()) for k, v in fields.items() if v is not None]
 

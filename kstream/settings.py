@@ -31,6 +31,10 @@ class Settings:
     on_error: str = "dlq"
     repartition_partitions: int | None = None  # default: the most partitions of any source
     replication_factor: int = -1  # internal topics; -1 = the broker's default
+    # Create missing output topics at start (sized as the internal topics, with their
+    # replication) instead of refusing to start: convenient in development; in production
+    # output topics are usually made, and sized, on purpose.
+    create_topics: bool = False
     max_empty_batches: int = 60  # longer runs of empty batches (idle gaps) are skipped
     state_memory_mb: int = 64  # RocksDB memory of all a worker's stores (memtables, cache)
     kafka: dict[str, Any] = field(default_factory=dict)  # librdkafka settings, passed through
@@ -56,6 +60,8 @@ class Settings:
         rp = self.repartition_partitions
         if rp is not None and (not isinstance(rp, int) or rp < 1):
             raise ConfigError(f"repartition_partitions={rp!r}: must be a whole number >= 1")
+        if not isinstance(self.create_topics, bool):
+            raise ConfigError(f"create_topics={self.create_topics!r}: must be True or False")
         if not isinstance(self.state_memory_mb, int) or self.state_memory_mb < 4:
             raise ConfigError(f"state_memory_mb={self.state_memory_mb!r}: must be >= 4")
         if not isinstance(self.max_empty_batches, int) or self.max_empty_batches < 1:

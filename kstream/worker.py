@@ -8,9 +8,12 @@ One iteration, top to bottom (DESIGN §5):
      processed batch (kstream/delivery.py: flush-then-commit, or the transaction);
   4. only then write the batches' state changes to the local stores.
 
-When Kafka fails the step for good (a send refused, the transaction aborted, the producer
+When Kafka fails the step for good (a send failed, the transaction aborted, the producer
 fenced or unusable after a broker restart), nothing of it counts: the worker drops its
-clients and in-memory batches and starts again from the committed offsets.
+clients and in-memory batches and starts again from the committed offsets. An output Kafka
+refuses for good (kstream/delivery.py, `refused`) is a poison record instead: refused at
+produce(), it is handled at once; refused in a delivery report, it failed its step, and the
+redo of the step leaves it out.
 """
 
 from __future__ import annotations
@@ -31,13 +34,15 @@ from kstream.delivery import (
     Delivery,
     ExactlyOnce,
     FencedError,
+    RefusedError,
     SendFailedError,
     StepAbortedError,
     claim_transactional_id,
     fenced,
+    produce_retrying,
 )
 from kstream.errors import ConfigError
-from kstream.graph import Batch, Node, evaluate
+from kstream.graph import Batch, Node, evaluate, require_output
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
@@ -141,10 +146,16 @@ class Worker:
         self._left_due = False  # the last step stopped with batches still due
         self.stores: TaskStores | None = None
         self._dirty: set[RocksStore] = set()
+        # (topic, key, value) -> (error, batch) of the records Kafka refused for good in
+        # delivery reports of a failed step: its redo dead-letters them instead, until a
+        # step that wrote their batch to their topic (`_written`) has committed
+        self._refused: dict[tuple[str, Any, Any], tuple[KafkaError, int]] = {}
+        self._written: dict[str, int] = {}  # while some are: per topic, the step's last batch
 
     # -- start -----------------------------------------------------------------------
     def prepare(self) -> None:
         """Check brokers and topics and create internal topics; ConfigError if wrong."""
+        require_output(self.app.nodes)
         if not self.app.uses_kafka():
             raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
         transactional_id_file = (
@@ -154,19 +165,26 @@ class Worker:
             check_state_dir(self.app.settings.state_dir, self.app.app_id)
         admin = Admin(self.brokers, self.kafka)
         known = admin.partitions()
+        settings = self.app.settings
         admin.require(self.plan.source_topics(), "source", known)
-        admin.require(self.plan.output_topics(), "output", known)
-        default_n = self.app.settings.repartition_partitions or max(
+        default_n = settings.repartition_partitions or max(
             known[t] for t in self.plan.source_topics()
         )
+        outputs = self.plan.output_topics()
+        if settings.create_topics:
+            missing = {t: default_n for t in outputs if t not in known}
+            admin.ensure(missing, known, settings.replication_factor, {})
+            known.update(missing)
+        else:
+            admin.require(outputs, "output", known, "create it first, or set create_topics=True")
         wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
-        admin.ensure(wanted, known, self.app.settings.replication_factor, {})
+        admin.ensure(wanted, known, settings.replication_factor, {})
         self.exchange_partitions = wanted
         self.dlq_topic = self.plan.dlq_topic
         if self.dlq_topic is not None and self.dlq_topic not in known:  # any size will do
-            admin.ensure({self.dlq_topic: 1}, known, self.app.settings.replication_factor, {})
+            admin.ensure({self.dlq_topic: 1}, known, settings.replication_factor, {})
         self.poison = Poison(
-            self.app.app_id, self.app.settings.on_error, self.dlq_topic, self.observer.metrics
+            self.app.app_id, settings.on_error, self.dlq_topic, self.observer.metrics
         )
         for s in self.plan.stages:  # late="dlq" operators hand their late records over
             for n in s.nodes:
@@ -183,6 +201,10 @@ class Worker:
             for s in self.plan.stages
             for n in s.sinks
         }
+        writers = defaultdict(list)  # the operators writing each output topic
+        for n in self._serializers:
+            writers[n.op.topic].append(n.name)  # type: ignore[attr-defined]
+        self._writers = {topic: ", ".join(names) for topic, names in writers.items()}
         self._partitioners = {
             x.topic: exchange.partitioner(x.shuffle.by, wanted[x.topic])
             for x in self.plan.exchanges
@@ -277,8 +299,12 @@ class Worker:
                 self._transactional_id, self._transactional_lock = claim_transactional_id(
                     self.app.app_id, self.app.settings.state_dir, self.group_instance_id
                 )
-            self.delivery = ExactlyOnce(
-                self.brokers, self.kafka, on_problem, self._transactional_id
+            self.delivery = ExactlyOnce(  # after a failed step: learn what Kafka refuses
+                self.brokers,
+                self.kafka,
+                on_problem,
+                self._transactional_id,
+                report_each=self._failures > 0,
             )
         else:
             self.delivery = AtLeastOnce(self.brokers, self.kafka, on_problem)
@@ -327,6 +353,10 @@ class Worker:
         a broker restart, got no partitions back)."""
         if self.delivery is not None:
             self.delivery.abandon()
+            for m in self.delivery.refused:  # outputs and dead letters (not internal records)
+                if m.topic() in self._writers or m.topic() == self.dlq_topic:
+                    self._refused[m.topic(), m.key(), m.value()] = (m.error(), m.timestamp()[1])
+            self._written.clear()
             self.delivery = self.producer = None
         if self.consumer is not None and not keep_consumer:
             self.consumer.close()  # its revocation callback closes the task stores
@@ -502,6 +532,12 @@ class Worker:
             self._dirty.clear()
             self.batches_done += done
             self._failures = 0
+            if self._refused:  # forget those whose batch is now committed without them
+                written = self._written
+                self._refused = {
+                    k: (e, t) for k, (e, t) in self._refused.items() if t > written.get(k[0], t - 1)
+                }
+                written.clear()
         self._report_progress()
         return done
 
@@ -701,12 +737,19 @@ class Worker:
         values, count, letters = self._evaluate(stage, t, tps)
         if letters:  # dead letters go out with the batch's outputs (its transaction)
             self.poison.handle(letters, self._send_dead_letter)
-        self.poison.tick()
+        refused = []
         for node in stage.stage.sinks:
             records = values.get(node)
             if records:
-                self._produce_outputs(node.op.topic, records, t, *self._serializers[node])
-                self.observer.produced(node.op.topic, len(records))
+                left_out = self._produce_outputs(node, records, t)
+                self.observer.produced(node.op.topic, len(records) - len(left_out))
+                refused += left_out
+        if refused:
+            self.poison.handle(refused, self._send_dead_letter)
+        self.poison.tick()
+        if self._refused:  # the redo of a failed step: which batches it wrote where
+            for topic in [*(n.op.topic for n in stage.stage.sinks), self.dlq_topic]:
+                self._written[topic] = max(t, self._written.get(topic, t))
         writer = exchange.new_writer()  # this run of the batch, in case it is redone
         for x in stage.stage.writes:
             sides = []
@@ -728,38 +771,69 @@ class Worker:
 
     def _send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
         """A poison record to the dead-letter topic, through the producer of the step's
-        outputs: flushed with them (in their transaction) before the offsets move on."""
-        producer = self.producer
-        headers = letter.kafka_headers(self.app.app_id)
-        while True:
+        outputs: flushed with them (in their transaction) before the offsets move on. One
+        that Kafka refuses whole (too large for the dead-letter topic as well) goes again
+        without its key, value and own headers."""
+        report = self.delivery.report  # type: ignore[union-attr]
+        if (topic, letter.key, letter.value) not in self._refused:
+            headers = letter.kafka_headers(self.app.app_id)
             try:
-                producer.produce(  # type: ignore[union-attr]
-                    topic, letter.value, letter.key, timestamp=letter.timestamp, headers=headers
+                produce_retrying(
+                    self.producer,  # type: ignore[arg-type]
+                    topic,
+                    letter.value,
+                    letter.key,
+                    timestamp=letter.timestamp,
+                    headers=headers,
+                    on_delivery=report,
                 )
                 return
-            except BufferError:
-                producer.poll(0.05)  # type: ignore[union-attr]
+            except RefusedError:
+                if letter.key is None and letter.value is None:
+                    raise  # nothing to leave out: the dead-letter topic refuses records
+        headers = letter.kafka_headers(self.app.app_id, whole=False)
+        produce_retrying(
+            self.producer,  # type: ignore[arg-type]
+            topic,
+            timestamp=letter.timestamp,
+            headers=headers,
+            on_delivery=report,
+        )
 
-    def _produce_outputs(self, topic: str, records: list, t: int, kser, vser) -> None:
-        send = self._send
+    def _produce_outputs(self, node: Node, records: list, t: int) -> list[DeadLetter]:
+        """A sink's records to its topic. Returns the poison records: those Kafka refuses
+        for good, now or in a failed run of the step (`_refused`)."""
+        topic = node.op.topic  # type: ignore[attr-defined]
+        kser, vser = self._serializers[node]
+        producer, refused = self.producer, self._refused
+        report = self.delivery.report  # type: ignore[union-attr]
+        letters = []
         for r in records:
             if type(r) is tuple and len(r) == 2:
-                send(topic, vser(r[1]), kser(r[0]), t)
+                key, value = kser(r[0]), vser(r[1])
             else:
-                send(topic, vser(r), None, t)
+                key, value = None, vser(r)
+            known = refused.get((topic, key, value)) if refused else None
+            if known is not None:
+                error = known[0]
+            else:
+                try:
+                    produce_retrying(producer, topic, value, key, -1, t, None, report)  # type: ignore[arg-type]
+                    continue
+                except RefusedError as e:
+                    error = e.error
+            writers = self._writers[topic]
+            letters.append(
+                DeadLetter.refused(error.name(), error.str(), writers, topic, key, value, t)
+            )
+        return letters
 
     def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
         for p, frame in exchange.frames(t, side, records, writer, self._partitioners[topic]):
             self._send(topic, frame, None, t, p)
 
     def _send(self, topic: str, value: Any, key: Any, t: int, partition: int = -1) -> None:
-        producer = self.producer
-        while True:
-            try:
-                producer.produce(topic, value, key, partition, timestamp=t)  # type: ignore[union-attr]
-                return
-            except BufferError:
-                producer.poll(0.05)  # type: ignore[union-attr]
+        produce_retrying(self.producer, topic, value, key, partition, t)  # type: ignore[arg-type]
 
     def _write_changelogs(self) -> None:
         for store in self._dirty:

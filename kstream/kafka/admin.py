@@ -30,18 +30,20 @@ class Admin:
             ) from None
         return {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
 
-    def require(self, topics: list[str], role: str, known: dict[str, int]) -> None:
+    def require(
+        self, topics: list[str], role: str, known: dict[str, int], remedy: str = "create it first"
+    ) -> None:
         missing = [t for t in topics if t not in known]
         if missing:
             raise ConfigError(
                 f"{role} topic {', '.join(map(repr, missing))} does not exist on "
-                f"{self.brokers} (create it first, or check the name)"
+                f"{self.brokers} ({remedy}, or check the name)"
             )
 
     def ensure(
         self, wanted: dict[str, int], known: dict[str, int], replication: int, config: dict
     ) -> None:
-        """Create the internal topics that are missing; refuse ones of the wrong size."""
+        """Create the topics that are missing; refuse existing ones of the wrong size."""
         for topic, n in wanted.items():
             if topic in known and known[topic] != n:
                 raise ConfigError(
@@ -59,11 +61,11 @@ class Admin:
         for topic, future in futures.items():
             try:
                 future.result(timeout=60)
-                log.info("created internal topic %s (%d partitions)", topic, wanted[topic])
+                log.info("created topic %s (%d partitions)", topic, wanted[topic])
             except KafkaException as e:
                 if e.args and e.args[0].name() == "TOPIC_ALREADY_EXISTS":
                     continue
-                raise ConfigError(f"cannot create internal topic {topic!r}: {e}") from None
+                raise ConfigError(f"cannot create topic {topic!r}: {e}") from None
 
     def delete(self, topics: list[str]) -> list[str]:
         if not topics:

@@ -144,14 +144,14 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "counter",
         ("kind",),
         "Errors seen by the worker, by kind: consumer, produce, restart, and poison "
-        "records (deserialize, function) whatever the on_error policy.",
+        "records (deserialize, function, produce) whatever the on_error policy.",
     ),
     MetricSpec(
         "kstream_dlq_records_total",
         "counter",
         ("topic", "reason"),
         "Records sent to the dead-letter topic, by the input topic they were read from "
-        "and why: deserialize, function or late.",
+        "(the output topic, for produce) and why: deserialize, function, late or produce.",
     ),
     MetricSpec(
         "kstream_ready",

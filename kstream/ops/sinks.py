@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time as _time
 from collections.abc import Callable
 from typing import Any
 
+from kstream.errors import ConfigError
 from kstream.graph import Batch, Operator
 from kstream.ops.stateless import takes_time
+from kstream.poison import error_type
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 30.0  # seconds: the longest wait between two calls of a failing output function
 
 
 def format_batch_time(t: int) -> str:
@@ -73,23 +79,55 @@ class Collect(Operator):
 
 
 class ForeachBatch(Operator):
-    """foreach_batch(fn): fn(records) or fn(time_seconds, records), Spark's foreachRDD."""
+    """foreach_batch(fn): fn(records) or fn(time_seconds, records), Spark's foreachRDD.
+
+    fn usually writes to another system, where a dropped connection or a timeout is as
+    likely as a bad batch. When fn raises, it is called again, up to `retries` times,
+    after `backoff` seconds, doubling each time up to MAX_BACKOFF; each retry is logged.
+    Every Exception is retried: which ones are transient only fn's author knows, and
+    Spark too retries a failed task whatever failed it. Only the last error counts (in a
+    worker the batch is then poison, kstream/poison.py)."""
 
     kind = "foreach_batch"
     is_sink = True
+    sleep = staticmethod(_time.sleep)  # run_batches' virtual clock does not wait
 
-    def __init__(self, fn: Callable[..., Any]):
+    def __init__(self, fn: Callable[..., Any], retries: int = 3, backoff: float = 1.0):
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"foreach_batch: retries={retries!r}: must be a whole number >= 0")
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+            raise ConfigError(f"foreach_batch: backoff={backoff!r}: must be >= 0 seconds")
         self.fn = fn
         self.with_time = takes_time(fn)
+        self.retries = retries
+        self.backoff = backoff
+        self.name = self.kind  # for the log; foreach_batch() names it after its node
 
     def apply(self, inputs, t):
         (x,) = inputs
-        if x is not None:
-            if self.with_time:
-                self.fn(t / 1000, x)
-            else:
-                self.fn(x)
-        return None
+        if x is None:
+            return None
+        args = (t / 1000, x) if self.with_time else (x,)
+        attempt = 0
+        while True:
+            try:
+                self.fn(*args)
+                return None
+            except Exception as e:
+                if attempt == self.retries:
+                    raise
+                delay = min(MAX_BACKOFF, self.backoff * 2**attempt)
+                attempt += 1
+                log.warning(
+                    "%s raised %s: %s (attempt %d of %d); trying again in %gs",
+                    self.name,
+                    error_type(e),
+                    e,
+                    attempt,
+                    self.retries + 1,
+                    delay,
+                )
+                self.sleep(delay)
 
 
 class To(Operator):

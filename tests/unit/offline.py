@@ -3,21 +3,49 @@ what it would produce is recorded (FakeProducer.sent)."""
 
 from __future__ import annotations
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from kstream.worker import Worker
 
+TOO_LARGE = KafkaError(
+    KafkaError.MSG_SIZE_TOO_LARGE, "Unable to produce message: Broker: Message size too large"
+)
+
 
 class FakeProducer:
-    def __init__(self, full_once: bool = False):
+    """Records what it is given. `max_bytes` (per topic) and `errors` (per topic) make it
+    refuse records at produce(), as librdkafka refuses one larger than message.max.bytes."""
+
+    def __init__(
+        self,
+        full_once: bool = False,
+        max_bytes: dict[str, int] | None = None,
+        errors: dict[str, KafkaError] | None = None,
+    ):
         self.sent: list[dict] = []
         self.full_once = full_once
+        self.max_bytes = max_bytes or {}
+        self.errors = errors or {}
         self.polls = 0
 
-    def produce(self, topic, value=None, key=None, partition=-1, timestamp=0, headers=None):
+    def produce(
+        self,
+        topic,
+        value=None,
+        key=None,
+        partition=-1,
+        timestamp=0,
+        headers=None,
+        on_delivery=None,
+    ):
         if self.full_once:
             self.full_once = False
             raise BufferError("queue full")
+        if topic in self.errors:
+            raise KafkaException(self.errors[topic])
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
+        if size > self.max_bytes.get(topic, size):
+            raise KafkaException(TOO_LARGE)
         self.sent.append(
             dict(
                 topic=topic,
@@ -26,6 +54,7 @@ class FakeProducer:
                 partition=partition,
                 timestamp=timestamp,
                 headers=headers,
+                on_delivery=on_delivery,
             )
         )
 
@@ -34,6 +63,18 @@ class FakeProducer:
 
     def to(self, topic: str) -> list[dict]:
         return [r for r in self.sent if r["topic"] == topic]
+
+
+class OfflineDelivery:
+    """The worker's delivery without Kafka: what a failed step's delivery reports refused."""
+
+    report = None
+
+    def __init__(self, refused: list[Message] | None = None):
+        self.refused = refused or []
+
+    def abandon(self) -> None:
+        pass
 
 
 class FakeAdmin:
@@ -46,7 +87,7 @@ class FakeAdmin:
     def partitions(self):
         return dict(self.known)
 
-    def require(self, topics, role, known):
+    def require(self, topics, role, known, remedy=""):
         assert all(t in known for t in topics)
 
     def ensure(self, wanted, known, replication, config):
@@ -60,6 +101,7 @@ def offline_worker(monkeypatch, app, known: dict[str, int], producer=None) -> Wo
     w = Worker(app, brokers="127.0.0.1:1")
     w.prepare()
     w.producer = producer or FakeProducer()
+    w.delivery = OfflineDelivery()
     return w
 
 

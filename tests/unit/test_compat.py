@@ -114,7 +114,8 @@ def test_streaming_context_union_and_camel_case_names():
 
 def test_errors_in_the_program_surface_from_await_termination():
     ssc = StreamingContext(SparkContext(appName="boom"), 0.05)
-    ssc.queueStream([[0]]).foreachRDD(lambda rdd: [1 / x for x in rdd])
+    # retries=0: the error surfaces at once, not after the default retries' 7 s of back-off
+    ssc.queueStream([[0]]).foreachRDD(lambda rdd: [1 / x for x in rdd], retries=0)
     ssc.start()
     with pytest.raises(ZeroDivisionError):
         ssc.awaitTerminationOrTimeout(10)

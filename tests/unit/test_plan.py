@@ -219,3 +219,34 @@ def test_a_union_across_a_shuffle_is_a_config_error():
     raw.reduce_by_key(operator.add).union(raw).pprint()
     with pytest.raises(ConfigError, match="union"):
         compile_plan(app)
+
+
+NO_OUTPUT = "No output operations registered, so nothing to execute"
+
+
+def test_a_pipeline_without_an_output_is_refused_by_local_runs():
+    app = kstream.App("t", batch_interval=1.0)
+    app.queue_stream([["a b"]]).flat_map(str.split).count_by_value()
+    with pytest.raises(ConfigError, match=NO_OUTPUT) as refused:
+        app.run_batches(1)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ConfigError, match=NO_OUTPUT):
+        app.run(timeout=0.1)
+
+
+def test_a_pipeline_without_an_output_is_refused_by_a_worker(monkeypatch, tmp_path):
+    from tests.unit.offline import offline_worker
+
+    app = kstream.App("t", batch_interval=1.0, state_dir=str(tmp_path))
+    app.stream("lines").map(str.upper)
+    with pytest.raises(ConfigError, match=NO_OUTPUT):
+        offline_worker(monkeypatch, app, {"lines": 1})
+
+
+def test_one_output_anywhere_is_enough():
+    app = kstream.App("t", batch_interval=1.0)
+    s = app.queue_stream([["a"]])
+    s.map(str.upper)  # a branch without an output does not matter
+    out = s.collect()
+    app.run_batches(1)
+    assert out.records() == ["a"]

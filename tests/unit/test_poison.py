@@ -220,14 +220,49 @@ def test_a_failing_sink_makes_the_whole_batch_poison_and_drops_its_outputs(monke
     s.to("out")
     s.foreach_batch(sink)
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    waited = virtual_sleep(app, "foreach_batch")
     feed(w, 0, [msg("lines", 0, 0, b"ok"), msg("lines", 0, 1, b"boom")])
     w._process(w.stages[0], T, (("lines", 0),))
     assert w.producer.to("out") == []
     assert [r["value"] for r in w.producer.to("p-dlq")] == [b"ok", b"boom"]
-    assert seen == [["ok", "boom"], []]  # then once more, without the batch's records
+    # tried 4 times (3 retries), then once more without the batch's records
+    assert seen == [["ok", "boom"]] * 4 + [[]]
+    assert waited == [1.0, 2.0, 4.0]
     assert headers(w.producer.to("p-dlq")[0])["kstream.error.operator"].startswith(
         "foreach_batch-3 ("
     )
+
+
+def virtual_sleep(app, kind: str) -> list[float]:
+    """The waits of the app's operator of that kind, recorded instead of slept."""
+    (op,) = [n.op for n in app.nodes if n.op.kind == kind]
+    waited: list[float] = []
+    op.sleep = waited.append
+    return waited
+
+
+def test_a_sink_that_fails_once_is_retried_and_its_batch_is_not_poison(monkeypatch, tmp_path):
+    written = []
+
+    def write(records):
+        if not written:
+            written.append("connection lost")
+            raise ConnectionResetError("connection reset by peer")
+        written.append(list(records))
+
+    app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
+    s = app.stream("lines")
+    s.to("out")
+    s.foreach_batch(write, retries=2, backoff=0.5)
+    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    waited = virtual_sleep(app, "foreach_batch")
+    feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"b")])
+    w._process(w.stages[0], T, (("lines", 0),))
+    assert written == ["connection lost", ["a", "b"]]
+    assert waited == [0.5]
+    assert [r["value"] for r in w.producer.to("out")] == [b"a", b"b"]
+    assert w.producer.to("p-dlq") == []
+    assert metric(w, "kstream_errors_total", kind="function") is None
 
 
 def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tmp_path):

@@ -62,6 +62,7 @@ def test_setting_defaults():
     assert (s.time, s.late, s.guarantee, s.on_error) == ("event", "join", "at-least-once", "dlq")
     assert s.brokers is None
     assert s.repartition_partitions is None
+    assert s.create_topics is False
 
 
 @pytest.mark.parametrize(
@@ -98,6 +99,8 @@ def test_on_error_choices_and_message():
         ("repartition_partitions", 2.5),
         ("max_empty_batches", 0),
         ("max_empty_batches", 1.5),
+        ("create_topics", "yes"),
+        ("create_topics", 1),
     ],
 )
 def test_bad_numbers(name, value):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import operator
+import time
 
 import pytest
 
 import kstream
+from kstream.errors import ConfigError
+from kstream.ops.sinks import ForeachBatch
 
 DASHES = "-------------------------------------------"  # 43, as PySpark prints
 
@@ -148,4 +152,76 @@ def test_an_error_in_a_sink_surfaces_from_run_batches():
     app = kstream.App("t", batch_interval=1.0)
     app.queue_stream([[0]]).foreach_batch(lambda records: [1 / r for r in records])
     with pytest.raises(ZeroDivisionError):
+        app.run_batches(1)  # after its retries (which wait on the virtual clock: not at all)
+
+
+class Flaky:
+    """Raises `error` on its first `failures` calls, then records what it is given."""
+
+    def __init__(self, failures: int, error: Exception):
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+        self.written: list[list] = []
+
+    def __call__(self, records):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        self.written.append(list(records))
+
+
+def test_foreach_batch_retries_a_failing_function_then_goes_on(caplog):
+    write = Flaky(2, ConnectionError("connection refused"))
+    app = kstream.App("t", batch_interval=1.0)
+    app.queue_stream([["a", "b"], ["c"]]).foreach_batch(write.__call__, retries=3, backoff=1.0)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, "kstream"):
+        app.run_batches(2)
+    assert time.monotonic() - started < 0.5  # the virtual clock does not wait
+    assert write.written == [["a", "b"], ["c"]]
+    assert write.calls == 4
+    retries = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in retries] == [
+        f"foreach_batch-2 ({__name__}.Flaky.__call__) raised ConnectionError: connection refused "
+        f"(attempt {n} of 4); trying again in {delay}s"
+        for n, delay in [(1, 1), (2, 2)]
+    ]
+
+
+def test_foreach_batch_retries_every_exception_then_raises_the_last():
+    write = Flaky(10, ValueError("bad"))
+    app = kstream.App("t", batch_interval=1.0)
+    app.queue_stream([["a"]]).foreach_batch(write, retries=2)
+    with pytest.raises(ValueError, match="bad"):
         app.run_batches(1)
+    assert write.calls == 3 and write.written == []
+
+
+def test_foreach_batch_backoff_doubles_up_to_a_bound():
+    write = Flaky(10, TimeoutError("slow"))
+    sink = ForeachBatch(write, retries=8, backoff=0.5)
+    waited: list[float] = []
+    sink.sleep = waited.append
+    with pytest.raises(TimeoutError):
+        sink.apply([["x"]], 1000)
+    assert waited == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_foreach_batch_without_retries_raises_at_once():
+    write = Flaky(1, OSError("down"))
+    app = kstream.App("t", batch_interval=1.0)
+    app.queue_stream([["a"]]).foreach_batch(write, retries=0)
+    with pytest.raises(OSError):
+        app.run_batches(1)
+    assert write.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("retries", -1), ("retries", 1.5), ("retries", True), ("backoff", -0.1), ("backoff", "1")],
+)
+def test_foreach_batch_retry_settings_are_checked(setting, value):
+    s = kstream.App("t").queue_stream([])
+    with pytest.raises(ConfigError, match=f"foreach_batch.*{setting}="):
+        s.foreach_batch(print, **{setting: value})
