@@ -103,15 +103,21 @@ def run_totals(bootstrap, app_id, env, log, expected) -> None:
         assert stop(worker) == 0, log.read_text()[-3000:]
 
 
-def test_state_survives_stateless_steps_added_upstream(bootstrap, topics, app_id, tmp_path):
-    """The store, changelog and repartition topic are named by the operator, not by its
-    position: a filter and a map added before update_state_by_key keep its totals."""
+def first_totals(bootstrap, topics, app_id, tmp_path) -> tuple[str, dict[str, str], int]:
+    """The running count over "a b" and "b" by a first worker: (source, env, now)."""
     source, output = topics("lines", 2), topics("totals", 1)
     now = int(time.time() * 1000)
     produce_lines(bootstrap, source, [(0, "a b", now - 3000), (1, "b", now - 3000)])
     env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output}
     env["KS_TEST_STATE"] = str(tmp_path / "state")
     run_totals(bootstrap, app_id, env, tmp_path / "w.log", {"a": 1, "b": 2})
+    return source, env, now
+
+
+def test_state_survives_stateless_steps_added_upstream(bootstrap, topics, app_id, tmp_path):
+    """The store, changelog and repartition topic are named by the operator, not by its
+    position: a filter and a map added before update_state_by_key keep its totals."""
+    source, env, now = first_totals(bootstrap, topics, app_id, tmp_path)
 
     produce_lines(bootstrap, source, [(0, "A c", now + 2000), (1, "b", now + 2000)])
     edited = {**env, "KS_TEST_VARIANT": "edited"}
@@ -123,12 +129,7 @@ def test_state_survives_stateless_steps_added_upstream(bootstrap, topics, app_id
 
 
 def test_state_of_a_renamed_operator_is_refused_naming_it(bootstrap, topics, app_id, tmp_path):
-    source, output = topics("lines", 2), topics("totals", 1)
-    now = int(time.time() * 1000)
-    produce_lines(bootstrap, source, [(0, "a b", now - 3000), (1, "b", now - 3000)])
-    env = {"KS_TEST_INPUT": source, "KS_TEST_OUTPUT": output}
-    env["KS_TEST_STATE"] = str(tmp_path / "state")
-    run_totals(bootstrap, app_id, env, tmp_path / "w.log", {"a": 1, "b": 2})
+    _, env, _ = first_totals(bootstrap, topics, app_id, tmp_path)
 
     log = tmp_path / "renamed.log"
     renamed = {**env, "KS_TEST_VARIANT": "renamed"}
