@@ -2,8 +2,8 @@
 values into bytes, and the Kafka header that says which format a record is in.
 
 "msgpack" (the default) carries None, bool, int (any size), float, str, bytes, list,
-dict, tuple, set and frozenset, exact types only (a subclass would come back as its base
-class), and reading it runs no code: whoever writes an internal topic can only feed the
+dict, tuple, set and frozenset, exact types only (a subclass is refused: it would come back
+as its base class), and reading it runs no code: whoever writes an internal topic can only feed the
 app wrong data. "pickle" carries anything picklable, and reading it runs whatever the
 bytes say: an app opts in per operator or as a whole, and then anyone who can write its
 internal topics can run code in its workers.

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kstream.codec import SERDES
 from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
@@ -17,7 +18,13 @@ if TYPE_CHECKING:
 
 
 class DStream:
-    """A stream of batches. Pair streams hold `(key, value)` tuples."""
+    """A stream of batches. Pair streams hold `(key, value)` tuples.
+
+    Every operator that reads through a repartition topic, or keeps state, takes
+    `serde`: the internal format of that topic and state (kstream/codec.py), by default
+    the app's `internal_serde`. "pickle" carries any value; anyone who can write the
+    topic can then run code in the app's workers.
+    """
 
     def __init__(self, app: App, node: Node):
         self.app = app
@@ -35,8 +42,12 @@ class DStream:
         partitions: int | None = None,
         by: str = BY_KEY,
         force: bool = False,
+        serde: str | None = None,
     ) -> DStream:
         """Add `op` fed by `streams`, inserting a shuffle where records must meet by key."""
+        if serde is not None and serde not in SERDES:
+            raise ConfigError(f"{op.kind}: serde={serde!r}: choose one of {', '.join(SERDES)}")
+        op.serde = serde
         node_id = self.app._next_id()
         target = f"{op.kind}-{node_id}"
         needs_shuffle = (
@@ -85,43 +96,62 @@ class DStream:
         return DStream(self.app, self.app._add_node(stateless.Union(), nodes, partitioned))
 
     # -- whole-batch and keyed -------------------------------------------------------
-    def count(self) -> DStream:
-        return self._through_shuffle(keyed.Count(), [self], by=GLOBAL)
+    def count(self, serde: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.Count(), [self], by=GLOBAL, serde=serde)
 
-    def reduce(self, fn: Callable[[Any, Any], Any]) -> DStream:
-        return self._through_shuffle(keyed.Reduce(fn), [self], by=GLOBAL)
+    def reduce(self, fn: Callable[[Any, Any], Any], serde: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.Reduce(fn), [self], by=GLOBAL, serde=serde)
 
-    def count_by_value(self, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(keyed.CountByValue(), [self], num_partitions, force=True)
+    def count_by_value(
+        self, num_partitions: int | None = None, serde: str | None = None
+    ) -> DStream:
+        op = keyed.CountByValue()
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde)
 
     def reduce_by_key(
-        self, fn: Callable[[Any, Any], Any], num_partitions: int | None = None
+        self,
+        fn: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(keyed.ReduceByKey(fn), [self], num_partitions)
+        return self._through_shuffle(keyed.ReduceByKey(fn), [self], num_partitions, serde=serde)
 
-    def group_by_key(self, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(keyed.GroupByKey(), [self], num_partitions)
+    def group_by_key(self, num_partitions: int | None = None, serde: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.GroupByKey(), [self], num_partitions, serde=serde)
 
-    def repartition(self, num_partitions: int) -> DStream:
+    def repartition(self, num_partitions: int, serde: str | None = None) -> DStream:
         if not isinstance(num_partitions, int) or num_partitions < 1:
             raise ConfigError(f"repartition: num_partitions must be >= 1, got {num_partitions!r}")
         op = keyed.Repartition(num_partitions)
-        return self._through_shuffle(op, [self], num_partitions, by=BY_RECORD)
+        return self._through_shuffle(op, [self], num_partitions, by=BY_RECORD, serde=serde)
 
-    def cogroup(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Cogroup(), [self, other], num_partitions)
+    def cogroup(
+        self, other: DStream, num_partitions: int | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(joins.Cogroup(), [self, other], num_partitions, serde=serde)
 
-    def join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("inner"), [self, other], num_partitions)
+    def join(
+        self, other: DStream, num_partitions: int | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._join("inner", other, num_partitions, serde)
 
-    def left_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("left"), [self, other], num_partitions)
+    def left_outer_join(
+        self, other: DStream, num_partitions: int | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._join("left", other, num_partitions, serde)
 
-    def right_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("right"), [self, other], num_partitions)
+    def right_outer_join(
+        self, other: DStream, num_partitions: int | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._join("right", other, num_partitions, serde)
 
-    def full_outer_join(self, other: DStream, num_partitions: int | None = None) -> DStream:
-        return self._through_shuffle(joins.Join("full"), [self, other], num_partitions)
+    def full_outer_join(
+        self, other: DStream, num_partitions: int | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._join("full", other, num_partitions, serde)
+
+    def _join(self, how: str, other: DStream, partitions: int | None, serde: str | None):
+        return self._through_shuffle(joins.Join(how), [self, other], partitions, serde=serde)
 
     # -- state across batches ----------------------------------------------------------
     def update_state_by_key(
@@ -129,6 +159,7 @@ class DStream:
         fn: Callable[[list[Any], Any], Any],
         initial: Iterable[tuple[Any, Any]] | None = None,
         num_partitions: int | None = None,
+        serde: str | None = None,
     ) -> DStream:
         """fn(new_values, state) -> new state, or None to delete the key; called for every
         key with new values or a state; emits every key's (key, state) every batch.
@@ -136,9 +167,11 @@ class DStream:
         _callable(fn, "update_state_by_key", "fn")
         pairs = None if initial is None else list(initial)
         op = state_ops.UpdateStateByKey(fn, pairs)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde)
 
-    def map_with_state(self, spec: state_ops.StateSpec) -> MapWithStateDStream:
+    def map_with_state(
+        self, spec: state_ops.StateSpec, serde: str | None = None
+    ) -> MapWithStateDStream:
         """Spark's mapWithState: the records spec.fn returns; `.state_snapshots()` gives
         every (key, state) after each batch."""
         if not isinstance(spec, state_ops.StateSpec):
@@ -147,22 +180,26 @@ class DStream:
         timeout = spec.timeout_seconds
         timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
         op = state_ops.MapWithState(spec, timeout_ms)
-        tagged = self._through_shuffle(op, [self], spec.partitions, force=True)
+        tagged = self._through_shuffle(op, [self], spec.partitions, force=True, serde=serde)
         mapped = self.app._add_node(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
         return MapWithStateDStream(self.app, mapped, tagged.node)
 
     # -- windows ---------------------------------------------------------------------
-    def window(self, length: float, slide: float | None = None) -> DStream:
+    def window(
+        self, length: float, slide: float | None = None, serde: str | None = None
+    ) -> DStream:
         """The records of the batches in (T - length, T], at every batch T that is a
         multiple of `slide` (None between slides)."""
         length_ms, slide_ms = self._window("window", length, slide)
         op = windows.Window(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=BY_RECORD, force=True)
+        return self._through_shuffle(op, [self], by=BY_RECORD, force=True, serde=serde)
 
-    def count_by_window(self, length: float, slide: float | None = None) -> DStream:
+    def count_by_window(
+        self, length: float, slide: float | None = None, serde: str | None = None
+    ) -> DStream:
         length_ms, slide_ms = self._window("count_by_window", length, slide)
         op = windows.CountByWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde)
 
     def reduce_by_window(
         self,
@@ -170,12 +207,13 @@ class DStream:
         inv_fn: Callable[[Any, Any], Any] | None = None,
         length: float | None = None,
         slide: float | None = None,
+        serde: str | None = None,
     ) -> DStream:
         _callable(fn, "reduce_by_window", "fn")
         _callable(inv_fn, "reduce_by_window", "inv_fn", optional=True)
         length_ms, slide_ms = self._window("reduce_by_window", length, slide)
         op = windows.ReduceByWindow(fn, inv_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde)
 
     def reduce_by_key_and_window(
         self,
@@ -185,6 +223,7 @@ class DStream:
         slide: float | None = None,
         num_partitions: int | None = None,
         filter_fn: Callable[[tuple[Any, Any]], Any] | None = None,
+        serde: str | None = None,
     ) -> DStream:
         """Per key, fn over the window's values; with inv_fn the window is updated
         incrementally (keys whose value returns to zero stay unless filter_fn drops
@@ -195,21 +234,29 @@ class DStream:
         _callable(filter_fn, name, "filter_fn", optional=True)
         length_ms, slide_ms = self._window(name, length, slide)
         op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde)
 
     def count_by_value_and_window(
-        self, length: float, slide: float | None = None, num_partitions: int | None = None
+        self,
+        length: float,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+        serde: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("count_by_value_and_window", length, slide)
         op = windows.CountByValueAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde)
 
     def group_by_key_and_window(
-        self, length: float, slide: float | None = None, num_partitions: int | None = None
+        self,
+        length: float,
+        slide: float | None = None,
+        num_partitions: int | None = None,
+        serde: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
         op = windows.GroupByKeyAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde)
 
     def reduce_by_key_and_session(
         self,
@@ -217,6 +264,7 @@ class DStream:
         gap: float,
         late: str = "join",
         num_partitions: int | None = None,
+        serde: str | None = None,
     ) -> DStream:
         """Per key, sessions of records at most `gap` seconds of batch time apart; each is
         emitted as (key, (start, end, value)) in the batch where it closes: the first
@@ -229,7 +277,7 @@ class DStream:
             raise ConfigError(f"{name}: late={late!r}: choose one of {choices}")
         gap_ms = self._duration(name, "gap", gap, self._slide_ms())
         op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
-        return self._through_shuffle(op, [self], num_partitions, force=True)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde)
 
     def checkpoint(self, interval: float | None = None) -> DStream:
         """Spark's DStream.checkpoint: state here is always kept in its stores, so this
