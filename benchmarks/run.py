@@ -54,10 +54,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 import kstream
+from kstream.codec import Msgpack
 from kstream.ops.stateful import KEY
 from kstream.plan import compile_plan
 from kstream.state.changelog import changelog_topic
-from kstream.state.rocks import dumps
+from kstream.state.rocks import USER
 from kstream.state.tasks import TaskStores, store_shape
 from kstream.testing import FAST_CLIENT, EmbeddedBroker, create_topics
 from kstream.worker import Worker
@@ -273,14 +274,16 @@ def restore_app(bootstrap: str) -> tuple[str, kstream.App]:
 def write_state(bootstrap: str, keys: int) -> tuple[str, kstream.App]:
     """A one-partition changelog of `keys` keys, as update_state_by_key writes it."""
     app_id, app = restore_app(bootstrap)
-    node = compile_plan(app).exchanges[0].sides[0].children[0]
+    node = compile_plan(app).exchanges[0].target
     topic = changelog_topic(app_id, node.name)
     create_topics(bootstrap, {topic: 1})
     p = Producer({"bootstrap.servers": bootstrap, **FAST_PRODUCER})
+    codec = Msgpack()
     for i in range(keys):
+        key = USER + codec.dumps_key((KEY, f"key{i:08d}"))
         while True:
             try:
-                p.produce(topic, dumps(i), dumps((KEY, f"key{i:08d}")), 0)
+                p.produce(topic, codec.dumps(i), key, 0, headers=codec.headers)
                 break
             except BufferError:
                 p.poll(0.05)
@@ -320,7 +323,7 @@ def kstream_restore(bootstrap: str, app: kstream.App, keys: int) -> float:
     """A task's store rebuilt from its changelog on an empty state dir, as a worker does
     on assignment (TaskStores.restore, 0.5 s slices)."""
     x = compile_plan(app).exchanges[0]
-    node = x.sides[0].children[0]
+    node = x.target
     state_dir = tempfile.mkdtemp(prefix="kstream-bench-")
     restored = []
     stores = TaskStores(
@@ -328,6 +331,7 @@ def kstream_restore(bootstrap: str, app: kstream.App, keys: int) -> float:
         state_dir,
         {x.topic: [node]},
         {node: store_shape(node)},
+        {node: Msgpack()},
         bootstrap,
         {},
         lambda name, seconds, n: restored.append(n),

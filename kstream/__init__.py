@@ -2,8 +2,8 @@
 
 from kstream.app import App
 from kstream.dstream import DStream
-from kstream.errors import ConfigError
+from kstream.errors import ConfigError, FormatError
 from kstream.ops.state_ops import State, StateSpec
 
-__all__ = ["App", "ConfigError", "DStream", "State", "StateSpec"]
+__all__ = ["App", "ConfigError", "DStream", "FormatError", "State", "StateSpec"]
 __version__ = "0.1.0"

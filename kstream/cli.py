@@ -139,6 +139,14 @@ def main() -> None:
     "the worker stops.",
 )
 @click.option(
+    "--internal-serde",
+    envvar="KSTREAM_INTERNAL_SERDE",
+    type=click.Choice(["msgpack", "pickle"]),
+    help="Format of the repartition topics, changelogs and state stores (the app's "
+    "default: msgpack). pickle carries any value, and anyone who can write the app's "
+    "internal topics can then run code in its workers.",
+)
+@click.option(
     "--state-memory-mb",
     envvar="KSTREAM_STATE_MEMORY_MB",
     type=click.IntRange(min=4),
@@ -178,6 +186,7 @@ def worker(
     state_dir,
     guarantee,
     on_error,
+    internal_serde,
     state_memory_mb,
     group_instance_id,
     metrics_port,
@@ -198,6 +207,7 @@ def worker(
                 "state_dir": state_dir,
                 "guarantee": guarantee,
                 "on_error": on_error,
+                "internal_serde": internal_serde,
                 "state_memory_mb": state_memory_mb,
             },
         )

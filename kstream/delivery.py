@@ -121,7 +121,14 @@ class Delivery:
     def begin(self) -> None:
         """Before the first record of a step."""
 
-    def send_changelog(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+    def send_changelog(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
         raise NotImplementedError
 
     def finish(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
@@ -209,8 +216,8 @@ class AtLeastOnce(Delivery):
             }
         )
 
-    def send_changelog(self, topic, partition, key, value):
-        produce_retrying(self.changelog_producer, topic, value, key, partition)
+    def send_changelog(self, topic, partition, key, value, headers):
+        produce_retrying(self.changelog_producer, topic, value, key, partition, headers=headers)
 
     def finish(self, consumer, offsets):
         self._flush([self.producer, self.changelog_producer])
@@ -291,9 +298,15 @@ class ExactlyOnce(Delivery):
             self._call("begin_transaction", timed=False)
             self.in_transaction = True
 
-    def send_changelog(self, topic, partition, key, value):
+    def send_changelog(self, topic, partition, key, value, headers):
         produce_retrying(
-            self.producer, topic, value, key, partition, on_delivery=self._on_changelog_sent
+            self.producer,
+            topic,
+            value,
+            key,
+            partition,
+            on_delivery=self._on_changelog_sent,
+            headers=headers,
         )
 
     def finish(self, consumer, offsets):

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kstream.codec import SERDES
 from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
@@ -18,7 +19,13 @@ if TYPE_CHECKING:
 
 
 class DStream:
-    """A stream of batches. Pair streams hold `(key, value)` tuples."""
+    """A stream of batches. Pair streams hold `(key, value)` tuples.
+
+    Every operator that reads through a repartition topic, or keeps state, takes
+    `serde`: the internal format of that topic and state (kstream/codec.py), by default
+    the app's `internal_serde`. "pickle" carries any value; anyone who can write the
+    topic can then run code in the app's workers.
+    """
 
     def __init__(self, app: App, node: Node):
         self.app = app
@@ -36,10 +43,14 @@ class DStream:
         partitions: int | None = None,
         by: str = BY_KEY,
         force: bool = False,
+        serde: str | None = None,
         name: str | None = None,
     ) -> DStream:
         """Add `op` fed by `streams`, inserting a shuffle where records must meet by key.
         `name` (or a default, kstream/names.py) names its state and repartition topic."""
+        if serde is not None and serde not in SERDES:
+            raise ConfigError(f"{op.kind}: serde={serde!r}: choose one of {', '.join(SERDES)}")
+        op.serde = serde
         node_id = self.app._next_id()
         target = self.app.names.claim(op, name)
         needs_shuffle = (
@@ -88,57 +99,100 @@ class DStream:
         return DStream(self.app, self.app._add_node(stateless.Union(), nodes, partitioned))
 
     # -- whole-batch and keyed -------------------------------------------------------
-    def count(self, name: str | None = None) -> DStream:
-        return self._through_shuffle(keyed.Count(), [self], by=GLOBAL, name=name)
+    def count(self, name: str | None = None, serde: str | None = None) -> DStream:
+        return self._through_shuffle(keyed.Count(), [self], by=GLOBAL, serde=serde, name=name)
 
-    def reduce(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> DStream:
-        return self._through_shuffle(keyed.Reduce(fn), [self], by=GLOBAL, name=name)
+    def reduce(
+        self, fn: Callable[[Any, Any], Any], name: str | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(keyed.Reduce(fn), [self], by=GLOBAL, serde=serde, name=name)
 
-    def count_by_value(self, num_partitions: int | None = None, name: str | None = None) -> DStream:
+    def count_by_value(
+        self, num_partitions: int | None = None, name: str | None = None, serde: str | None = None
+    ) -> DStream:
         op = keyed.CountByValue()
-        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def reduce_by_key(
         self,
         fn: Callable[[Any, Any], Any],
         num_partitions: int | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(keyed.ReduceByKey(fn), [self], num_partitions, name=name)
+        return self._through_shuffle(
+            keyed.ReduceByKey(fn), [self], num_partitions, serde=serde, name=name
+        )
 
-    def group_by_key(self, num_partitions: int | None = None, name: str | None = None) -> DStream:
-        return self._through_shuffle(keyed.GroupByKey(), [self], num_partitions, name=name)
+    def group_by_key(
+        self, num_partitions: int | None = None, name: str | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._through_shuffle(
+            keyed.GroupByKey(), [self], num_partitions, serde=serde, name=name
+        )
 
-    def repartition(self, num_partitions: int, name: str | None = None) -> DStream:
+    def repartition(
+        self, num_partitions: int, name: str | None = None, serde: str | None = None
+    ) -> DStream:
         if not isinstance(num_partitions, int) or num_partitions < 1:
             raise ConfigError(f"repartition: num_partitions must be >= 1, got {num_partitions!r}")
         op = keyed.Repartition(num_partitions)
-        return self._through_shuffle(op, [self], num_partitions, by=BY_RECORD, name=name)
+        return self._through_shuffle(
+            op, [self], num_partitions, by=BY_RECORD, serde=serde, name=name
+        )
 
     def cogroup(
-        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+        self,
+        other: DStream,
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(joins.Cogroup(), [self, other], num_partitions, name=name)
+        return self._through_shuffle(
+            joins.Cogroup(), [self, other], num_partitions, serde=serde, name=name
+        )
 
     def join(
-        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+        self,
+        other: DStream,
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(joins.Join("inner"), [self, other], num_partitions, name=name)
+        return self._join("inner", other, num_partitions, name, serde)
 
     def left_outer_join(
-        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+        self,
+        other: DStream,
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(joins.Join("left"), [self, other], num_partitions, name=name)
+        return self._join("left", other, num_partitions, name, serde)
 
     def right_outer_join(
-        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+        self,
+        other: DStream,
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(joins.Join("right"), [self, other], num_partitions, name=name)
+        return self._join("right", other, num_partitions, name, serde)
 
     def full_outer_join(
-        self, other: DStream, num_partitions: int | None = None, name: str | None = None
+        self,
+        other: DStream,
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
-        return self._through_shuffle(joins.Join("full"), [self, other], num_partitions, name=name)
+        return self._join("full", other, num_partitions, name, serde)
+
+    def _join(
+        self, how: str, other: DStream, partitions: int | None, name: str | None, serde: str | None
+    ) -> DStream:
+        op = joins.Join(how)
+        return self._through_shuffle(op, [self, other], partitions, serde=serde, name=name)
 
     # -- state across batches ----------------------------------------------------------
     def update_state_by_key(
@@ -147,6 +201,7 @@ class DStream:
         initial: Iterable[tuple[Any, Any]] | None = None,
         num_partitions: int | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         """fn(new_values, state) -> new state, or None to delete the key; called for every
         key with new values or a state; emits every key's (key, state) every batch.
@@ -154,10 +209,10 @@ class DStream:
         _callable(fn, "update_state_by_key", "fn")
         pairs = None if initial is None else list(initial)
         op = state_ops.UpdateStateByKey(fn, pairs)
-        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def map_with_state(
-        self, spec: state_ops.StateSpec, name: str | None = None
+        self, spec: state_ops.StateSpec, name: str | None = None, serde: str | None = None
     ) -> MapWithStateDStream:
         """Spark's mapWithState: the records spec.fn returns; `.state_snapshots()` gives
         every (key, state) after each batch."""
@@ -167,24 +222,36 @@ class DStream:
         timeout = spec.timeout_seconds
         timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
         op = state_ops.MapWithState(spec, timeout_ms)
-        tagged = self._through_shuffle(op, [self], spec.partitions, force=True, name=name)
+        tagged = self._through_shuffle(
+            op, [self], spec.partitions, force=True, serde=serde, name=name
+        )
         mapped = self.app._add_node(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
         return MapWithStateDStream(self.app, mapped, tagged.node)
 
     # -- windows ---------------------------------------------------------------------
-    def window(self, length: float, slide: float | None = None, name: str | None = None) -> DStream:
+    def window(
+        self,
+        length: float,
+        slide: float | None = None,
+        name: str | None = None,
+        serde: str | None = None,
+    ) -> DStream:
         """The records of the batches in (T - length, T], at every batch T that is a
         multiple of `slide` (None between slides)."""
         length_ms, slide_ms = self._window("window", length, slide)
         op = windows.Window(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=BY_RECORD, force=True, name=name)
+        return self._through_shuffle(op, [self], by=BY_RECORD, force=True, serde=serde, name=name)
 
     def count_by_window(
-        self, length: float, slide: float | None = None, name: str | None = None
+        self,
+        length: float,
+        slide: float | None = None,
+        name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("count_by_window", length, slide)
         op = windows.CountByWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True, name=name)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde, name=name)
 
     def reduce_by_window(
         self,
@@ -193,12 +260,13 @@ class DStream:
         length: float | None = None,
         slide: float | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         _callable(fn, "reduce_by_window", "fn")
         _callable(inv_fn, "reduce_by_window", "inv_fn", optional=True)
         length_ms, slide_ms = self._window("reduce_by_window", length, slide)
         op = windows.ReduceByWindow(fn, inv_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True, name=name)
+        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde, name=name)
 
     def reduce_by_key_and_window(
         self,
@@ -209,6 +277,7 @@ class DStream:
         num_partitions: int | None = None,
         filter_fn: Callable[[tuple[Any, Any]], Any] | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         """Per key, fn over the window's values; with inv_fn the window is updated
         incrementally (keys whose value returns to zero stay unless filter_fn drops
@@ -219,7 +288,7 @@ class DStream:
         _callable(filter_fn, what, "filter_fn", optional=True)
         length_ms, slide_ms = self._window(what, length, slide)
         op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def count_by_value_and_window(
         self,
@@ -227,10 +296,11 @@ class DStream:
         slide: float | None = None,
         num_partitions: int | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("count_by_value_and_window", length, slide)
         op = windows.CountByValueAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def group_by_key_and_window(
         self,
@@ -238,10 +308,11 @@ class DStream:
         slide: float | None = None,
         num_partitions: int | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
         op = windows.GroupByKeyAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def reduce_by_key_and_session(
         self,
@@ -250,6 +321,7 @@ class DStream:
         late: str = "join",
         num_partitions: int | None = None,
         name: str | None = None,
+        serde: str | None = None,
     ) -> DStream:
         """Per key, sessions of records at most `gap` seconds of batch time apart; each is
         emitted as (key, (start, end, value)) in the batch where it closes: the first
@@ -262,7 +334,7 @@ class DStream:
             raise ConfigError(f"{what}: late={late!r}: choose one of {choices}")
         gap_ms = self._duration(what, "gap", gap, self._slide_ms())
         op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
-        return self._through_shuffle(op, [self], num_partitions, force=True, name=name)
+        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def checkpoint(self, interval: float | None = None) -> DStream:
         """Spark's DStream.checkpoint: state here is always kept in its stores, so this

@@ -29,6 +29,9 @@ class Operator:
     # `lazy` form may hand it an iterator instead of a list (see `evaluate`)
     streams = False
     partial_streams = False  # the same for `partial`, the map-side combine of some ops
+    # the internal format of what it reads through a shuffle and keeps in state
+    # (kstream/codec.py); None: the app's internal_serde
+    serde: str | None = None
 
     def apply(self, inputs: list[Batch | None], t: int) -> Batch | None:
         raise NotImplementedError

@@ -7,11 +7,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from kstream.codec import codecs
 from kstream.errors import ConfigError
 from kstream.graph import evaluate, require_output
 from kstream.ops.sinks import ForeachBatch
 from kstream.ops.sources import SocketSource
 from kstream.ops.stateful import Stateful
+from kstream.poison import operator_name
 from kstream.state.store import MemoryStore
 
 if TYPE_CHECKING:
@@ -37,9 +39,11 @@ class LocalRunner:
         self.nodes = app.ordered_nodes()
         require_output(self.nodes)
         self.virtual_batches = 0
+        by_serde = codecs()
         for node in self.nodes:
             if isinstance(node.op, Stateful):
-                node.op.bind(MemoryStore())
+                codec = by_serde[node.op.serde or app.settings.internal_serde]
+                node.op.bind(MemoryStore(codec, operator_name(node)))
 
     def run_batch(self, t: int) -> None:
         evaluate(self.nodes, t, {})

@@ -30,10 +30,18 @@ class Exchange:
     topic: str
     sides: list[Node]
     writer_stage: int
+    # its internal format, and its operator's state's (kstream/codec.py): the operator's
+    # serde, else the app's internal_serde
+    serde: str
 
     @property
     def shuffle(self) -> Shuffle:
         return self.sides[0].op  # type: ignore[return-value]
+
+    @property
+    def target(self) -> Node:
+        """The operator it feeds."""
+        return self.sides[0].children[0]
 
 
 @dataclass
@@ -68,9 +76,9 @@ class Plan:
     def changelog_topics(self) -> list[str]:
         """One per stateful operator: the target of a shuffle that keeps state."""
         return [
-            changelog_topic(self.app_id, x.sides[0].children[0].name)
+            changelog_topic(self.app_id, x.target.name)
             for x in self.exchanges
-            if isinstance(x.sides[0].children[0].op, Stateful)
+            if isinstance(x.target.op, Stateful)
         ]
 
     def output_topics(self) -> list[str]:
@@ -122,7 +130,8 @@ def compile_plan(app: App) -> Plan:
     for n in nodes:
         if isinstance(n.op, Shuffle):
             topic = internal_topic(app.app_id, n.op.target, "repartition")
-            x = exchanges.setdefault(topic, Exchange(topic, [], stages_of[n] - 1))
+            serde = n.children[0].op.serde or app.settings.internal_serde
+            x = exchanges.setdefault(topic, Exchange(topic, [], stages_of[n] - 1, serde))
             if stages_of[n] - 1 != x.writer_stage:
                 raise ConfigError(
                     f"{n.op.target}: its inputs are at different depths of the pipeline; "

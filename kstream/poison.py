@@ -38,9 +38,10 @@ A dead letter's headers (UTF-8 text; the record's own headers come first):
                            and the user function, e.g. `map-2 (app.parse)`, or the source
                            and its serde, e.g. `source-1 (value_serde=json)`
   kstream.error.topic      the topic the record was read from: a source topic, or a
-  kstream.error.partition  repartition topic (then the value is the pickled intermediate
-  kstream.error.offset     record (batch, side, record) and the key is empty); no offset
-                           for a late session record (it combines a key's records);
+  kstream.error.partition  repartition topic (then the value is the intermediate record
+  kstream.error.offset     as a frame of its own, in the topic's internal format, which
+                           its kstream.format header names, and the key is empty); no
+                           offset for a late session record (it combines a key's records);
                            produce: the output topic it was meant for, no partition, offset
   kstream.error.timestamp  the record's own timestamp (ms), also the dead letter's
   kstream.error.batch      the batch it failed in (ms, the end of its interval)
@@ -60,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kstream.clocks import TP
+from kstream.errors import FormatError
 from kstream.graph import Batch, Node, evaluate, failed_node
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,11 @@ def failure(e: BaseException) -> str:
 
 
 def poisonous(e: BaseException) -> bool:
-    """Whether an exception may be a record's fault (not the process running out of memory)."""
-    return isinstance(e, Exception) and not isinstance(e, MemoryError | PoisonRecordError)
+    """Whether an exception may be a record's fault (not the process running out of
+    memory, nor an operator keeping values its internal format does not carry)."""
+    return isinstance(e, Exception) and not isinstance(
+        e, MemoryError | PoisonRecordError | FormatError
+    )
 
 
 def one_line(text: str) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from kstream.codec import SERDES
 from kstream.errors import ConfigError
 
 CHOICES = {
@@ -13,6 +14,7 @@ CHOICES = {
     "late": ("join", "drop"),
     "guarantee": ("at-least-once", "exactly-once"),
     "on_error": ("dlq", "skip", "fail"),
+    "internal_serde": SERDES,
 }
 
 
@@ -39,6 +41,10 @@ class Settings:
     state_memory_mb: int = 64  # RocksDB memory of all a worker's stores (memtables, cache)
     kafka: dict[str, Any] = field(default_factory=dict)  # librdkafka settings, passed through
     group_instance_id: str | None = None  # static membership, e.g. the pod name
+    # The format of repartition topics, changelogs and stores (kstream/codec.py):
+    # "msgpack" reads no code from a topic; "pickle" carries any value, and anyone who can
+    # write the app's internal topics can run code in its workers. Operators may override.
+    internal_serde: str = "msgpack"
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Settings:

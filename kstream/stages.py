@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import defaultdict
-from itertools import groupby, islice
+from itertools import groupby, islice, repeat
 from operator import itemgetter, le
 from typing import Any
 
@@ -23,7 +23,8 @@ from confluent_kafka import Message
 
 from kstream.batches import OpenBatches
 from kstream.clocks import TP, Closer, MarkerClock, SourceClock
-from kstream.errors import ConfigError
+from kstream.codec import Codec, refused
+from kstream.errors import ConfigError, FormatError
 from kstream.graph import Batch, Node
 from kstream.kafka import exchange
 from kstream.plan import Stage
@@ -396,8 +397,16 @@ class Columns:
 class ExchangeStage(StageRuntime):
     every_interval = False
 
-    def __init__(self, stage: Stage, interval_ms: int, settings: Settings, upstream: dict):
+    def __init__(
+        self,
+        stage: Stage,
+        interval_ms: int,
+        settings: Settings,
+        upstream: dict,
+        codecs: dict[str, Codec],
+    ):
         super().__init__(stage, interval_ms, settings)
+        self.codecs = codecs  # per repartition topic
         self.clock = MarkerClock(upstream)
         self.emitted: dict[int, set[tuple[str, int]]] = defaultdict(set)
         # batch -> partition -> the writers (runs upstream) whose marker came
@@ -415,16 +424,21 @@ class ExchangeStage(StageRuntime):
         return self.clock.pending(self.open.times())
 
     def ingest(self, topic: str, msgs: list[Message], now_ms: int) -> None:
-        decode = exchange.decode
+        """File each frame's records under their batch. A frame not in the topic's format
+        (its header) is not read: the worker stops (FormatError)."""
         position = self.open.position
         closed = self.closed
+        codec = self.codecs[topic]
+        expected = codec.headers
         for m in msgs:
             tp = (topic, m.partition())
+            if m.headers() != expected:
+                raise refused(m.headers(), codec, f"{topic}[{tp[1]}]@{m.offset()}")
+            t, side, payload, writer = _decode(m, codec)
             position[tp] = m.offset() + 1
-            t, side, payload, writer = decode(m.value())
             done = closed.get(tp)
             if side == exchange.MARKER:
-                tasks, sides = payload
+                tasks, sides = payload[0]
                 self.clock.marker(tp, t, tasks)
                 self.emitted[t].update((topic, s) for s in sides)
                 if done is None or t > done:
@@ -445,9 +459,8 @@ class ExchangeStage(StageRuntime):
                     continue
                 t, writer = placed, None  # late: kept, whether its run finished or not
             offset = m.offset()
-            self.open.bucket(t, tp, offset).extend(
-                (side, record, offset, writer) for record in payload
-            )
+            rows = zip(repeat(side), payload, repeat(offset), repeat(writer), strict=False)
+            self.open.bucket(t, tp, offset).extend(rows)  # (C-level: a frame holds thousands)
 
     def revoke(self, tps: list[TP]) -> None:
         super().revoke(tps)
@@ -477,7 +490,10 @@ class ExchangeStage(StageRuntime):
             n: ([] if key in emitted else None) for key, n in self.side_nodes.items()
         }
         # every partition of the run has a task, records or not: state ops run every batch
-        tasks = [ExchangeTask(tp, by_tp.get(tp, []), self.side_nodes, t) for tp in sorted(tps)]
+        tasks = [
+            ExchangeTask(tp, by_tp.get(tp, []), self.side_nodes, t, self.codecs[tp[0]])
+            for tp in sorted(tps)
+        ]
         return template, tasks
 
     def _of_complete_runs(self, t: int, tp: TP, rows: list, complete: set[int]) -> list:
@@ -502,12 +518,31 @@ class ExchangeStage(StageRuntime):
         return kept
 
 
+def _decode(m: Message, codec: Codec) -> tuple[int, int, list, int]:
+    try:
+        return exchange.decode(m.value(), codec)
+    except Exception as e:
+        raise FormatError(
+            f"{m.topic()}[{m.partition()}]@{m.offset()}: a record that {codec.format} "
+            f"cannot read ({type(e).__name__}: {e}); the worker stops"
+        ) from e
+
+
 class ExchangeTask(TaskBatch):
     """A repartition partition's records of a batch: (side, intermediate record, offset
-    of its frame, writer)."""
+    of its frame, writer). Its dead letters hold a record as a frame of its own, in the
+    topic's format (and with its header)."""
 
-    def __init__(self, tp: TP, records: list, side_nodes: dict[tuple[str, int], Node], t: int):
+    def __init__(
+        self,
+        tp: TP,
+        records: list,
+        side_nodes: dict[tuple[str, int], Node],
+        t: int,
+        codec: Codec,
+    ):
         super().__init__(tp, t)
+        self.codec = codec
         self.rows = records
         self.nodes = {side: n for (topic, side), n in side_nodes.items() if topic == tp[0]}
         self.records = self.size = len(records)
@@ -538,9 +573,10 @@ class ExchangeTask(TaskBatch):
             partition=self.tp[1],
             offset=offset,
             key=None,
-            value=exchange.encode(self.t, side, [payload], writer),
+            value=exchange.encode(self.t, side, [payload], writer, self.codec),
             timestamp=self.t,
             batch=self.t,
+            headers=self.codec.headers,
         )
 
     def late(self, node: Node, record: Any, why: str) -> DeadLetter:
@@ -555,9 +591,10 @@ class ExchangeTask(TaskBatch):
             self.tp[1],
             None,
             None,
-            exchange.encode(self.t, 0, [record], 0),  # (no writer: not sent downstream)
+            exchange.encode(self.t, 0, [record], 0, self.codec),  # (no writer: not sent on)
             self.t,
             self.t,
+            self.codec.headers,
         )
 
 

@@ -192,14 +192,19 @@ def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
 
 
 def produce(
-    bootstrap: str, topic: str, records: list[tuple[Any, Any, int | None]], partition: int = -1
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[Any, Any, int | None]],
+    partition: int = -1,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
-    """Produce (key, value, timestamp_ms) records and wait for every ack."""
+    """Produce (key, value, timestamp_ms) records, each with `headers`, and wait for every
+    ack."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for key, value, ts in records:
         while True:
             try:
-                p.produce(topic, value, key, partition, timestamp=ts or 0)
+                p.produce(topic, value, key, partition, timestamp=ts or 0, headers=headers)
                 break
             except BufferError:
                 p.poll(0.1)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from kstream.clocks import TP
+from kstream.codec import Codec, codecs, unwritable
 from kstream.delivery import (
     AtLeastOnce,
     Delivery,
@@ -41,7 +42,7 @@ from kstream.delivery import (
     fenced,
     produce_retrying,
 )
-from kstream.errors import ConfigError
+from kstream.errors import ConfigError, FormatError
 from kstream.graph import Batch, Node, evaluate, require_output
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
@@ -56,6 +57,7 @@ from kstream.poison import (
     failure,
     merge_inputs,
     merge_values,
+    operator_name,
     poisonous,
     stuck,
 )
@@ -86,8 +88,9 @@ RESTARTABLE = (SendFailedError, StepAbortedError, KafkaException)
 STEP_SECONDS = 1.0
 BROKER_PROBE_EVERY = 5.0  # seconds between metadata requests of an idle worker cut off
 UNREACHABLE = "broker unreachable"
-# The worker must not go on: a poison record under on_error="fail", or a zombie
-WorkerStopped = (FencedError, PoisonRecordError)
+# The worker must not go on: a poison record under on_error="fail", a zombie, or a record
+# or value its internal format does not read or write
+WorkerStopped = (FencedError, PoisonRecordError, FormatError)
 
 
 def consumer_failed(error: BaseException) -> bool:
@@ -151,6 +154,12 @@ class Worker:
         # step that wrote their batch to their topic (`_written`) has committed
         self._refused: dict[tuple[str, Any, Any], tuple[KafkaError, int]] = {}
         self._written: dict[str, int] = {}  # while some are: per topic, the step's last batch
+        self.codecs = codecs()
+        # per repartition topic: its codec, and the operator it feeds (errors name it)
+        self._exchange_codecs: dict[str, Codec] = {
+            x.topic: self.codecs[x.serde] for x in self.plan.exchanges
+        }
+        self._targets = {x.topic: x.target for x in self.plan.exchanges}
 
     # -- start -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -224,7 +233,11 @@ class Worker:
                 writer = self.plan.stages[stage.index - 1]
                 n = upstream_tasks(writer, self.partitions)
                 runtime = ExchangeStage(
-                    stage, interval, settings, {x.topic: n for x in stage.reads}
+                    stage,
+                    interval,
+                    settings,
+                    {x.topic: n for x in stage.reads},
+                    {x.topic: self._exchange_codecs[x.topic] for x in stage.reads},
                 )
             self.stages.append(runtime)
             for topic in stage.input_topics():
@@ -235,14 +248,14 @@ class Worker:
         state that a different pipeline left behind."""
         by_topic: dict[str, list] = defaultdict(list)
         for x in self.plan.exchanges:
-            target = x.sides[0].children[0]
-            if isinstance(target.op, Stateful):
-                by_topic[x.topic].append(target)
+            if isinstance(x.target.op, Stateful):
+                by_topic[x.topic].append(x.target)
         self.stores = TaskStores(
             self.app.app_id,
             self.app.settings.state_dir,
             dict(by_topic),
             {n: store_shape(n) for ns in by_topic.values() for n in ns},
+            {n: self._exchange_codecs[t] for t, ns in by_topic.items() for n in ns},
             self.brokers,
             self.kafka,
             self.observer.metrics.restored,
@@ -759,9 +772,10 @@ class Worker:
                     continue
                 sides.append(side)
                 self._produce_exchange(x.topic, side, records, t, writer)
-            marker = exchange.encode_marker(t, tps, tuple(sides), writer)
+            codec = self._exchange_codecs[x.topic]
+            marker = exchange.encode_marker(t, tps, tuple(sides), writer, codec)
             for p in range(self.exchange_partitions[x.topic]):
-                self._send(x.topic, marker, None, t, p)
+                self._send(x.topic, marker, None, t, p, codec.headers)
         if stage.stage.index == 0:
             # Scheduling delay: from when the batch could first have run to the start of
             # its job. That is the end of its interval plus the lateness, or, if later, the
@@ -829,17 +843,36 @@ class Worker:
         return letters
 
     def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
-        for p, frame in exchange.frames(t, side, records, writer, self._partitioners[topic]):
-            self._send(topic, frame, None, t, p)
+        """A batch's records for a repartition topic, in frames of its format; a record
+        the format cannot write stops the worker, naming the operator it was for."""
+        codec = self._exchange_codecs[topic]
+        try:
+            frames = list(
+                exchange.frames(t, side, records, writer, self._partitioners[topic], codec)
+            )
+        except Exception as e:
+            what = f"{operator_name(self._targets[topic])}: a record for {topic}"
+            raise unwritable(e, codec, what) from e
+        for p, frame in frames:
+            self._send(topic, frame, None, t, p, codec.headers)
 
-    def _send(self, topic: str, value: Any, key: Any, t: int, partition: int = -1) -> None:
-        produce_retrying(self.producer, topic, value, key, partition, t)  # type: ignore[arg-type]
+    def _send(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        t: int,
+        partition: int = -1,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        produce_retrying(self.producer, topic, value, key, partition, t, headers)  # type: ignore[arg-type]
 
     def _write_changelogs(self) -> None:
         for store in self._dirty:
             topic, p = store.changelog_key
+            headers = store.codec.headers
             for key, value in store.changes():
-                self.delivery.send_changelog(topic, p, key, value)
+                self.delivery.send_changelog(topic, p, key, value, headers)
 
     def _offsets(self) -> list[TopicPartition]:
         """Per assigned partition, the lowest offset not yet in a processed batch."""

@@ -142,7 +142,7 @@ class State:
 
     __slots__ = ("_defined", "_removed", "_timing_out", "_updated", "_value")
 
-    def __init__(self, entry: tuple[Any, int] | None, timing_out: bool = False):
+    def __init__(self, entry: list[Any] | None, timing_out: bool = False):
         self._defined = entry is not None
         self._value = entry[0] if entry is not None else None
         self._updated = self._removed = False
@@ -198,9 +198,10 @@ MAPPED, SNAPSHOT = 0, 1
 
 
 class MapWithState(Stateful):
-    """Spark's mapWithState. Store: ("k", key) -> (state, batch time of its last record
-    or update); with a timeout also ("t", time) -> keys written at that time, so idle keys
-    are found without a scan, and META -> the sorted times that have such a list.
+    """Spark's mapWithState. Store: ("k", key) -> [state, batch time of its last record
+    or update] (a list: msgpack writes it without an extension type); with a timeout
+    also ("t", time) -> keys written at that time, so idle keys are found without a
+    scan, and META -> the sorted times that have such a list.
 
     Emits tagged records, (MAPPED, record) and, when state_snapshots() was asked for,
     (SNAPSHOT, (key, state)); two derived nodes split them.
@@ -228,7 +229,7 @@ class MapWithState(Stateful):
         if x is None:
             return None
         store, timeout = self.store, self.timeout_ms
-        seeded = _seed(store, self.initial, self.owns, lambda s: (s, t))
+        seeded = _seed(store, self.initial, self.owns, lambda s: [s, t])
         keys = list(dict.fromkeys([*(k for k, _ in x), *seeded]))
         entries = dict(zip(keys, store.get_many([(KEY, k) for k in keys]), strict=True))
         out: Batch = []
@@ -240,7 +241,7 @@ class MapWithState(Stateful):
                 entries[k] = None
                 store.delete((KEY, k))
             elif state._updated or (state._defined and timeout is not None):
-                entries[k] = (state._value, t)
+                entries[k] = [state._value, t]
                 store.put((KEY, k), entries[k])
                 written.append(k)
         if timeout is not None:

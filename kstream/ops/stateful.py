@@ -6,8 +6,10 @@ so each task holds exactly the keys of its partition.
 
 Rules for the operators: every piece of state that outlives a batch is in `self.store`
 (never in Python attributes: the store may be re-bound to another task's between batches),
-keys and values are picklable, and a store holds only the keys of one partition. An input
-of None (the stream has no result in this batch) leaves the store untouched and gives None.
+keys and values are of types the internal format carries (kstream/codec.py: a list
+rather than a tuple where either will do, as msgpack writes it without an extension
+type), and a store holds only the keys of one partition. An input of None (the stream
+has no result in this batch) leaves the store untouched and gives None.
 
 Store layout shared by the operators: `("k", key)` holds a user key's entry, other tuples
 and plain strings hold the operator's own bookkeeping, so they never collide.

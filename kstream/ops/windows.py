@@ -116,7 +116,7 @@ class Windowed(Stateful):
                     continue  # left the window before it was ever in it (filtered out)
                 v = functools.reduce(fn, news)
             else:
-                v = prev[0]  # stored as (value,): a value may be None
+                v = prev[0]  # stored as [value]: a value may be None
                 if olds:
                     v = inv(v, functools.reduce(fn, olds))
                 if news:
@@ -125,7 +125,7 @@ class Windowed(Stateful):
                 if prev is not None:
                     store.delete((KEY, k))
             else:
-                store.put((KEY, k), (v,))
+                store.put((KEY, k), [v])
         for b in gone:
             store.delete(("b", b))
         meta["batches"] = [b for b in batches if b not in set(gone)]
@@ -295,9 +295,10 @@ class ReduceByKeyAndSession(Stateful):
     is run after a newer one (a replay). late="join": the record joins the key's open
     session (or starts one, which closes as soon as its gap has passed); "drop": it is
     counted in `late_records` and dropped; "dlq": counted too, and on Kafka sent to the
-    dead-letter topic (kstream/poison.py) as the pickled (key, value) this operator
-    received — the key's late records of the batch, combined — with the repartition
-    topic and partition it came from (a local run drops it, with a warning).
+    dead-letter topic (kstream/poison.py) as the (key, value) this operator received —
+    the key's late records of the batch, combined — in a frame of the repartition
+    topic's format, with the topic and partition it came from (a local run drops it,
+    with a warning).
 
     Store: ("k", key) -> [start, last, value]; ("d", T) -> keys whose session closes at T
     if not extended; META -> {"clock": newest batch run, "due": sorted close times}.

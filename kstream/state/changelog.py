@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from kstream.codec import Codec, refused
 from kstream.kafka.config import KAFKA_LOG
 from kstream.names import internal_topic
 
@@ -15,6 +18,9 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 Records = list[tuple[bytes, bytes | None]]
+_topic, _partition, _error = Message.topic, Message.partition, Message.error
+_key, _value, _headers = Message.key, Message.value, Message.headers
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def changelog_topic(app_id: str, store: str) -> str:
@@ -26,9 +32,13 @@ class ChangelogReader:
     a long restore never holds up the batch loop (nor one partition's restore another's).
 
     The end of a partition is found by its end-of-partition event, not ListOffsets (see
-    BROKER.md). One consumer serves every partition being restored."""
+    BROKER.md). One consumer serves every partition being restored. A record not in its
+    topic's format (`formats`, by its header) is not read: the restore stops with a
+    FormatError. A partition's run of records in a consume is taken in C-level passes
+    (its headers, keys and values), as a restore reads every record of a changelog."""
 
-    def __init__(self, brokers: str, overrides: dict[str, Any]):
+    def __init__(self, brokers: str, overrides: dict[str, Any], formats: dict[str, Codec]):
+        self.formats = formats  # changelog topic -> its codec
         self.config = {
             "bootstrap.servers": brokers,
             "group.id": "kstream-restore",  # assigned, never subscribed: commits nothing
@@ -69,51 +79,38 @@ class ChangelogReader:
             return records, ended
         deadline = time.monotonic() + budget
         while self.next and time.monotonic() < deadline:
-            for m in self.consumer.consume(10000, min(0.1, budget)):
-                tp = (m.topic(), m.partition())
-                if tp not in self.next:
-                    continue  # removed while its records were on the way
-                err = m.error()
-                if err is None:
-                    records.setdefault(tp, []).append((m.key(), m.value()))
-                    self.next[tp] = m.offset() + 1
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    ended[tp] = max(self.next[tp], m.offset())
-                    self.remove([tp])
-                else:
-                    raise KafkaException(err)
+            msgs = self.consumer.consume(10000, min(0.1, budget))
+            tps = zip(map(_topic, msgs), map(_partition, msgs), strict=True)
+            for tp, run in groupby(zip(tps, msgs, strict=True), _first):
+                self._take(tp, list(map(_second, run)), records, ended)
         return records, ended
+
+    def _take(self, tp: TP, run: list[Message], records: dict[TP, Records], ended) -> None:
+        """One partition's messages of a consume, in order: records, maybe then its end
+        (after which the rest of the run is not read)."""
+        if tp not in self.next:
+            return  # removed while its records were on the way
+        event = None
+        if any(map(_error, run)):
+            i = next(i for i, m in enumerate(run) if m.error() is not None)
+            run, event = run[:i], run[i]
+        if run:
+            codec = self.formats[tp[0]]
+            heads = list(map(_headers, run))
+            if heads.count(codec.headers) != len(heads):
+                bad = next(m for m, h in zip(run, heads, strict=True) if h != codec.headers)
+                raise refused(bad.headers(), codec, f"{tp[0]}[{tp[1]}]@{bad.offset()}")
+            records.setdefault(tp, []).extend(zip(map(_key, run), map(_value, run), strict=True))
+            self.next[tp] = run[-1].offset() + 1
+        if event is not None:
+            err = event.error()
+            if err.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(err)
+            ended[tp] = max(self.next[tp], event.offset())
+            self.remove([tp])
 
     def close(self) -> None:
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
         self.next.clear()
-
-
-def read_changelogs(
-    brokers: str,
-    overrides: dict[str, Any],
-    starts: dict[TP, int],
-    timeout: float = 600.0,
-) -> dict[TP, tuple[Records, int]]:
-    """Every record of some changelog partitions from their start offsets to their ends;
-    per partition the records and the next offset (a whole restore in one call)."""
-    out: dict[TP, tuple[Records, int]] = {tp: ([], start) for tp, start in starts.items()}
-    reader = ChangelogReader(brokers, overrides)
-    deadline = time.monotonic() + timeout
-    try:
-        reader.add(starts)
-        left = set(starts)
-        while left:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"restoring {sorted(left)} took over {timeout:.0f}s")
-            records, ended = reader.read(1.0)
-            for tp, recs in records.items():
-                out[tp][0].extend(recs)
-            for tp, next_offset in ended.items():
-                out[tp] = (out[tp][0], next_offset)
-                left.discard(tp)
-        return out
-    finally:
-        reader.close()

@@ -1,30 +1,34 @@
 """A RocksDB store (rocksdict) whose batch of changes is made durable in two steps:
 the changelog records are produced with the batch's outputs, and once Kafka has
 acknowledged them the changes and the next changelog offset go into RocksDB in one
-WriteBatch. So the local store is never ahead of the changelog."""
+WriteBatch. So the local store is never ahead of the changelog.
+
+Every key starts with its namespace byte, in RocksDB and in the changelog alike: USER and
+the key's encoding for the operator's keys, META and a name for the store's own, so no
+encoding of a key can collide with them; the operator's keys, after the metadata, are
+read with one seek."""
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
+from kstream.codec import Codec
+from kstream.errors import FormatError
 from kstream.state.store import Store
 
-META = b"\x00kstream:"  # metadata keys; user keys are pickles, which never start with 0
+META = b"\x00kstream:"
+USER = b"\x01"
 CHANGELOG_NEXT = META + b"changelog-next"
 SHAPE = META + b"shape"
+FORMAT = META + b"format"  # the codec's format: a store holds one
 # The newest batch whose changes the store holds, and how far its input had been read then
 BATCH_THROUGH = META + b"batch-through"
 _DELETED = object()
 _ABSENT = object()  # in an undo log: the key had no pending change
-
-
-def dumps(obj: Any) -> bytes:
-    return pickle.dumps(obj, 5)
 
 
 class StoreMemory:
@@ -50,15 +54,42 @@ class StoreMemory:
 
 
 class RocksStore(Store):
-    def __init__(self, path: str, changelog_key: tuple[str, int], memory: StoreMemory):
+    def __init__(
+        self,
+        path: str,
+        changelog_key: tuple[str, int],
+        memory: StoreMemory,
+        codec: Codec,
+        operator: str,
+    ):
+        super().__init__(codec, operator)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self.changelog_key = changelog_key  # (changelog topic, partition)
         self.db = Rdict(path, memory.options())
+        self._check_format()
         self.pending: dict[bytes, Any] = {}  # this batch's changes, by encoded key
         self.pending_batch: bytes | None = None
         # since the savepoint: each pending key touched, and its pending value before
         self._undo: dict[bytes, Any] | None = None
+
+    def _check_format(self) -> None:
+        """A new store takes its codec's format; an old one must hold it already."""
+        held = self.db.get(FORMAT)
+        if held is None and self.db.get(SHAPE) is None:
+            self.db[FORMAT] = self.codec.format.encode()
+            return
+        if held != self.codec.format.encode():
+            self.db.close()
+            what = "no format (an earlier kstream's)" if held is None else held.decode()
+            raise FormatError(
+                f"state store {self.path} holds {what}, {self.operator} now writes "
+                f"{self.codec.format}: run `kstream reset` for this app to start its "
+                "state over"
+            )
+
+    def _user_key(self, key: Hashable) -> bytes:
+        return USER + self._key(key)
 
     # -- savepoints (a failed batch is rolled back, see kstream/poison.py) ---------------
     def savepoint(self) -> None:
@@ -83,20 +114,20 @@ class RocksStore(Store):
         old = self.pending.get(k, _ABSENT)
         undo[k] = old
         if old is not _ABSENT and old is not _DELETED:
-            self.pending[k] = pickle.loads(dumps(old))
+            self.pending[k] = self.codec.loads(self._value(old))
 
     # -- the Store interface ---------------------------------------------------------
     def get(self, key: Hashable, default: Any = None) -> Any:
-        k = dumps(key)
+        k = self._user_key(key)
         if k in self.pending:
             self._touch(k)
             value = self.pending[k]
             return default if value is _DELETED else value
         raw = self.db.get(k)
-        return default if raw is None else pickle.loads(raw)
+        return default if raw is None else self.codec.loads(raw)
 
     def get_many(self, keys: Iterable[Hashable]) -> list[Any]:
-        encoded = [dumps(k) for k in keys]
+        encoded = [self._user_key(k) for k in keys]
         if self._undo is not None:
             for k in encoded:
                 if k in self.pending:
@@ -104,23 +135,24 @@ class RocksStore(Store):
         stored = self.db[[k for k in encoded if k not in self.pending]] if encoded else []
         it = iter(stored)
         out = []
+        loads = self.codec.loads
         for k in encoded:
             if k in self.pending:
                 value = self.pending[k]
                 out.append(None if value is _DELETED else value)
             else:
                 raw = next(it)
-                out.append(None if raw is None else pickle.loads(raw))
+                out.append(None if raw is None else loads(raw))
         return out
 
     def put(self, key: Hashable, value: Any) -> None:
-        k = dumps(key)
+        k = self._user_key(key)
         if self._undo is not None and k not in self._undo:
             self._undo[k] = self.pending.get(k, _ABSENT)
         self.pending[k] = value
 
     def delete(self, key: Hashable) -> None:
-        k = dumps(key)
+        k = self._user_key(key)
         if self._undo is not None and k not in self._undo:
             self._undo[k] = self.pending.get(k, _ABSENT)
         self.pending[k] = _DELETED
@@ -131,16 +163,15 @@ class RocksStore(Store):
                 self._touch(k)
         seen = set()
         out = []
-        for k, raw in self.db.items():
-            if k.startswith(META):
-                continue
+        loads_key, loads = self.codec.loads_key, self.codec.loads
+        for k, raw in self.db.items(from_key=USER):  # past the metadata keys
             seen.add(k)
             value = self.pending.get(k, raw)
             if value is _DELETED:
                 continue
-            out.append((pickle.loads(k), pickle.loads(raw) if value is raw else value))
+            out.append((loads_key(k[1:]), loads(raw) if value is raw else value))
         out.extend(
-            (pickle.loads(k), v)
+            (loads_key(k[1:]), v)
             for k, v in self.pending.items()
             if k not in seen and v is not _DELETED
         )
@@ -149,7 +180,7 @@ class RocksStore(Store):
     def __len__(self) -> int:
         """RocksDB's estimate of the committed keys (for metrics, not for logic)."""
         estimate = self.db.property_int_value("rocksdb.estimate-num-keys") or 0
-        return max(0, estimate - 2)  # less the metadata keys
+        return max(0, estimate - 4)  # less the metadata keys
 
     # -- durability ------------------------------------------------------------------
     def processed(self, t: int, input_position: int) -> None:
@@ -160,7 +191,8 @@ class RocksStore(Store):
     def changes(self) -> list[tuple[bytes, bytes | None]]:
         """This batch's changes as changelog records (None value = deleted), ending with
         the batch marker, so a store rebuilt from the changelog knows it too."""
-        out = [(k, None if v is _DELETED else dumps(v)) for k, v in self.pending.items()]
+        value = self._value
+        out = [(k, None if v is _DELETED else value(v)) for k, v in self.pending.items()]
         if self.pending_batch is not None:
             out.append((BATCH_THROUGH, self.pending_batch))
         return out
@@ -175,7 +207,7 @@ class RocksStore(Store):
             if v is _DELETED:
                 wb.delete(k)
             else:
-                wb.put(k, dumps(v))
+                wb.put(k, self._value(v))
         if changelog_next is not None:
             wb.put(CHANGELOG_NEXT, str(changelog_next).encode())
         if self.pending_batch is not None:

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
-_dumps, _loads = pickle.dumps, pickle.loads
+from kstream.codec import Codec, unwritable
 
 
 class Store(ABC):
-    """Key-value state of one operator in one task. Keys and values must be picklable.
+    """Key-value state of one operator in one task. Keys and values must be of types the
+    operator's codec carries (kstream/codec.py); one it does not stops the run, naming
+    the operator (a FormatError: no poison record is at fault).
 
     Reads see the writes made earlier in the same batch; a Kafka-backed store makes a
     batch's writes durable together, after the batch's outputs are acknowledged.
     """
+
+    def __init__(self, codec: Codec, operator: str):
+        self.codec = codec
+        self.operator = operator  # as errors name it, e.g. `update_state_by_key-4 (app.add)`
+
+    def _key(self, key: Hashable) -> bytes:
+        try:
+            return self.codec.dumps_key(key)
+        except Exception as e:
+            raise unwritable(e, self.codec, f"{self.operator}: a key of its state") from e
+
+    def _value(self, value: Any) -> bytes:
+        try:
+            return self.codec.dumps(value)
+        except Exception as e:
+            raise unwritable(e, self.codec, f"{self.operator}: a value of its state") from e
 
     @abstractmethod
     def get(self, key: Hashable, default: Any = None) -> Any: ...
@@ -46,29 +63,31 @@ _MISSING = object()
 
 
 class MemoryStore(Store):
-    """A dict of pickled values: like a RocksDB store, a value read in one batch is never
-    the object stored (or emitted) in an earlier one, and an unpicklable value fails here,
-    in a local test, rather than on Kafka."""
+    """Encoded keys and values in a dict: like a RocksDB store, a value read in one batch
+    is never the object stored (or emitted) in an earlier one, and a key or value the
+    codec does not carry fails here, in a local test, rather than on Kafka."""
 
-    def __init__(self) -> None:
-        self.data: dict[Hashable, bytes] = {}
+    def __init__(self, codec: Codec, operator: str) -> None:
+        super().__init__(codec, operator)
+        self.data: dict[bytes, bytes] = {}
 
     def get(self, key, default=None):
-        raw = self.data.get(key)
-        return default if raw is None else _loads(raw)
+        raw = self.data.get(self._key(key))
+        return default if raw is None else self.codec.loads(raw)
 
     def put(self, key, value):
-        self.data[key] = _dumps(value, 5)
+        self.data[self._key(key)] = self._value(value)
 
     def delete(self, key):
-        self.data.pop(key, None)
+        self.data.pop(self._key(key), None)
 
     def items(self):
-        return iter([(k, _loads(v)) for k, v in self.data.items()])
+        loads_key, loads = self.codec.loads_key, self.codec.loads
+        return iter([(loads_key(k), loads(v)) for k, v in self.data.items()])
 
     def __len__(self):
         return len(self.data)
 
     def get_many(self, keys):
-        get = self.data.get
-        return [None if (raw := get(k)) is None else _loads(raw) for k in keys]
+        get, loads = self.data.get, self.codec.loads
+        return [None if (raw := get(self._key(k))) is None else loads(raw) for k in keys]

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kstream.codec import Codec
 from kstream.errors import ConfigError
 from kstream.graph import Node
 from kstream.ops.stateful import owner
+from kstream.poison import operator_name
 from kstream.state.changelog import ChangelogReader, changelog_topic
 from kstream.state.rocks import RocksStore, StoreMemory
 
@@ -65,6 +67,7 @@ class TaskStores:
         state_dir: str,
         nodes: dict[str, list[Node]],
         shapes: dict[Node, str],
+        codecs: dict[Node, Codec],
         brokers: str,
         kafka: dict[str, Any],
         on_restored: Callable[[str, float, int], None],
@@ -75,6 +78,7 @@ class TaskStores:
         self.root = os.path.join(state_dir, app_id)
         self.nodes = nodes  # input (repartition) topic -> the stateful nodes it feeds
         self.shapes = shapes
+        self.codecs = codecs  # each store's format, and its changelog's
         self.brokers = brokers
         self.kafka = kafka
         self.on_restored = on_restored
@@ -82,7 +86,9 @@ class TaskStores:
         self.memory = StoreMemory(memory_mb)  # shared by all the stores
         self.open: dict[tuple[Node, int], RocksStore] = {}
         self.to_restore: list[tuple[str, int]] = []  # tasks whose stores are not opened yet
-        self.reader = ChangelogReader(brokers, kafka)
+        self.reader = ChangelogReader(
+            brokers, kafka, {t: codecs[n] for t, n in self.changelogs().items()}
+        )
         self.restores: dict[tuple[str, int], Restore] = {}  # by changelog partition
         self.waiting: dict[tuple[str, int], set[tuple[str, int]]] = {}  # task -> its restores
 
@@ -164,7 +170,13 @@ class TaskStores:
 
     def _open(self, node: Node, p: int) -> RocksStore:
         path = os.path.join(self.root, node.name, str(p))
-        store = RocksStore(path, (changelog_topic(self.app_id, node.name), p), self.memory)
+        store = RocksStore(
+            path,
+            (changelog_topic(self.app_id, node.name), p),
+            self.memory,
+            self.codecs[node],
+            operator_name(node),
+        )
         shape = store.shape()
         if shape is None:
             store.set_shape(self.shapes[node])

@@ -6,14 +6,22 @@ from __future__ import annotations
 import time
 
 import kstream
+from kstream.codec import Msgpack
 from kstream.kafka import exchange
 from kstream.ops.stateful import KEY
 from kstream.plan import compile_plan
 from kstream.state.changelog import changelog_topic
-from kstream.state.rocks import dumps
+from kstream.state.rocks import USER
 from kstream.state.tasks import TaskStores, store_shape
 from kstream.testing import FAST_CLIENT, create_topics, produce
 from kstream.worker import Worker
+
+CODEC = Msgpack()
+
+
+def record(key, value) -> tuple[bytes, bytes, None]:
+    """A changelog record as a store in the default format writes it."""
+    return USER + CODEC.dumps_key(key), CODEC.dumps(value), None
 
 
 def test_a_big_restore_is_read_in_slices(bootstrap, app_id, tmp_path):
@@ -22,12 +30,12 @@ def test_a_big_restore_is_read_in_slices(bootstrap, app_id, tmp_path):
         lambda new, old: sum(new) + (old or 0)
     )
     exchange = compile_plan(app).exchanges[0]
-    node = exchange.sides[0].children[0]
+    node = exchange.target
     changelog = changelog_topic(app_id, node.name)
     create_topics(bootstrap, {changelog: 2})
-    big = [(dumps(f"k{i}"), dumps(i), None) for i in range(300_000)]
-    produce(bootstrap, changelog, big, partition=0)
-    produce(bootstrap, changelog, [(dumps("small"), dumps(7), None)], partition=1)
+    big = [record(f"k{i}", i) for i in range(300_000)]
+    produce(bootstrap, changelog, big, partition=0, headers=CODEC.headers)
+    produce(bootstrap, changelog, [record("small", 7)], partition=1, headers=CODEC.headers)
 
     restored: list[tuple[str, int, float, int]] = []
     stores = TaskStores(
@@ -35,6 +43,7 @@ def test_a_big_restore_is_read_in_slices(bootstrap, app_id, tmp_path):
         str(tmp_path),
         {exchange.topic: [node]},
         {node: store_shape(node)},
+        {node: CODEC},
         bootstrap,
         {},
         lambda name, seconds, n: restored.append((name, n)),
@@ -78,11 +87,11 @@ def test_other_tasks_run_while_a_big_state_is_restored(bootstrap, topics, app_id
     worker = Worker(app)
     worker.prepare()
     exchange = worker.plan.exchanges[0]
-    node = exchange.sides[0].children[0]
+    node = exchange.target
     changelog = changelog_topic(app_id, node.name)
     # a big state for task 0, as a previous worker would have left it
-    big = [(dumps((KEY, f"old{i}")), dumps((1, 0)), None) for i in range(300_000)]
-    produce(bootstrap, changelog, big, partition=0)
+    big = [record((KEY, f"old{i}"), [1, 0]) for i in range(300_000)]
+    produce(bootstrap, changelog, big, partition=0, headers=CODEC.headers)
     start = int(time.time() * 1000) - 60_000
     produce(bootstrap, source, [(None, b"w", start + i * 100) for i in range(100)])
     worker.restore_slice = 0.02  # thin slices: the restore spans many iterations
@@ -98,10 +107,10 @@ def test_other_tasks_run_while_a_big_state_is_restored(bootstrap, topics, app_id
             if restoring and worker.stages[0].closer.closed_through != before:
                 source_runs_while_restoring += 1
             store = worker.stores.open.get((node, exchange_partition(worker, "w")))
-            if store is not None and (store.get((KEY, "w")) or (0,))[0] == 100:
+            if store is not None and (store.get((KEY, "w")) or [0])[0] == 100:
                 break
         assert source_runs_while_restoring > 0, "the source stage waited for the restore"
-        assert worker.stores.store_of(node, 0).get((KEY, "old299999")) == (1, 0)
+        assert worker.stores.store_of(node, 0).get((KEY, "old299999")) == [1, 0]
     finally:
         worker.close()
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from kstream.codec import Msgpack
 from kstream.ops.stateful import KEY
 from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.testing import produce
@@ -154,7 +155,7 @@ def test_memory_stays_flat_as_state_grows(bootstrap, topics, app_id, tmp_path):
 
     stored = 0
     for path in sorted(glob.glob(str(state_dir / app_id / "*" / "*"))):
-        store = RocksStore(path, ("changelog", 0), StoreMemory(16))
+        store = RocksStore(path, ("changelog", 0), StoreMemory(16), Msgpack(), "count")
         try:
             stored += sum(1 for k, _ in store.items() if type(k) is tuple and k[0] == KEY)
         finally:

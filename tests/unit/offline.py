@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from kstream.codec import Msgpack
+from kstream.kafka import exchange
 from kstream.worker import Worker
 
 TOO_LARGE = KafkaError(
     KafkaError.MSG_SIZE_TOO_LARGE, "Unable to produce message: Broker: Message size too large"
 )
+CODEC = Msgpack()  # an app's default internal format
 
 
 class FakeProducer:
@@ -115,6 +118,23 @@ def msg(topic, p, offset, value, key=None, ts=None, headers=None) -> Message:
         headers=headers,
         timestamp=(1, 9_000 + offset if ts is None else ts),
     )
+
+
+def frame_msg(topic, p, offset, t, records, writer) -> Message:
+    """A frame of a repartition topic, as a worker writes it."""
+    value = exchange.encode(t, 0, records, writer, CODEC)
+    return msg(topic, p, offset, value, ts=t, headers=CODEC.headers)
+
+
+def marker_msg(topic, p, offset, t, tasks, writer) -> Message:
+    """A batch marker of a repartition topic (side 0 wrote), as a worker writes it."""
+    value = exchange.encode_marker(t, tasks, (0,), writer, CODEC)
+    return msg(topic, p, offset, value, ts=t, headers=CODEC.headers)
+
+
+def unframe(value: bytes) -> tuple:
+    """(batch, side, records, writer) of a frame in the default format."""
+    return exchange.decode(value, CODEC)
 
 
 def feed(w: Worker, stage_index: int, msgs: list[Message]) -> None:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from kstream.codec import Msgpack
 from kstream.kafka.exchange import partitioner
 from kstream.ops.shuffle import BY_KEY
 from kstream.ops.stateful import Stateful, owner
@@ -26,8 +27,9 @@ def run_with_fresh_ops(app, n: int) -> None:
     for _ in range(n):
         app.run_batches(1)
         for node in nodes:
-            store = MemoryStore()
-            store.data = dict(node.op.store.data)
+            old = node.op.store
+            store = MemoryStore(old.codec, old.operator)
+            store.data = dict(old.data)
             op = copy.deepcopy(pristine[node])
             op.bind(store)
             node.op = op
@@ -43,7 +45,7 @@ def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partition
     (`partial`), split by the shuffle's partitioner, and run task by task on one store per
     partition, re-bound before each task. Returns [(time, records or None)]."""
     where = partitioner(BY_KEY, partitions)
-    stores = [MemoryStore() for _ in range(partitions)]
+    stores = [MemoryStore(Msgpack(), op.kind) for _ in range(partitions)]
     out = []
     for i in range(1, n + 1):
         t = i * interval_ms

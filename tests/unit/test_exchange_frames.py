@@ -3,10 +3,11 @@ messages as fit (kstream/kafka/exchange.py)."""
 
 from __future__ import annotations
 
-import pickle
-
+from kstream.codec import Msgpack
 from kstream.kafka import exchange
 from kstream.ops.shuffle import BY_KEY
+
+CODEC = Msgpack()
 
 
 def unframe(frames):
@@ -14,7 +15,7 @@ def unframe(frames):
     out: dict[int, list] = {}
     n = 0
     for p, frame in frames:
-        t, side, records, writer = pickle.loads(frame)
+        t, side, records, writer = exchange.decode(frame, CODEC)
         assert (t, side, writer) == (5000, 1, 7)
         out.setdefault(p, []).extend(records)
         n += 1
@@ -24,7 +25,7 @@ def unframe(frames):
 def test_a_partitions_records_go_in_one_frame_in_their_order():
     place = exchange.partitioner(BY_KEY, 4)
     records = [(f"k{i % 50}", i) for i in range(1000)]
-    by_partition, n = unframe(exchange.frames(5000, 1, records, 7, place))
+    by_partition, n = unframe(exchange.frames(5000, 1, records, 7, place, CODEC))
     assert n == len(by_partition) == 4
     for p, held in by_partition.items():
         assert held == [r for r in records if place(r) == p]
@@ -33,12 +34,12 @@ def test_a_partitions_records_go_in_one_frame_in_their_order():
 def test_frames_are_cut_at_the_record_and_byte_limits(monkeypatch):
     monkeypatch.setattr(exchange, "FRAME_RECORDS", 100)
     records = [("k", i) for i in range(250)]
-    by_partition, n = unframe(exchange.frames(5000, 1, records, 7, lambda r: 0))
+    by_partition, n = unframe(exchange.frames(5000, 1, records, 7, lambda r: 0, CODEC))
     assert (by_partition, n) == ({0: records}, 3)
 
     monkeypatch.setattr(exchange, "FRAME_BYTES", 10_000)
     big = [("k", "x" * 3000) for _ in range(10)] + [("huge", "y" * 50_000)]
-    frames = list(exchange.frames(5000, 1, big, 7, lambda r: 0))
+    frames = list(exchange.frames(5000, 1, big, 7, lambda r: 0, CODEC))
     assert all(len(f) <= 10_000 for _, f in frames[:-1])
-    assert pickle.loads(frames[-1][1])[2] == [big[-1]]  # larger than a frame: alone
+    assert exchange.decode(frames[-1][1], CODEC)[2] == [big[-1]]  # larger than a frame: alone
     assert unframe(frames)[0] == {0: big}

@@ -8,8 +8,7 @@ from __future__ import annotations
 import operator
 
 import kstream
-from kstream.kafka import exchange
-from tests.unit.offline import msg, offline_worker
+from tests.unit.offline import frame_msg, marker_msg, offline_worker
 
 T = 10_000
 TOPIC = "p--reduce_by_key.add--repartition"
@@ -32,15 +31,15 @@ class Repartition:
     def __init__(self, w):
         self.w, self.offset = w, 0
 
-    def _msg(self, t, value):
+    def _offset(self):
         self.offset += 1
-        return msg(TOPIC, 0, self.offset - 1, value, ts=t)
+        return self.offset - 1
 
     def run(self, t, writer, records, tasks=None):
         """tasks None: the run was killed before its marker."""
-        msgs = [self._msg(t, exchange.encode(t, 0, [r], writer)) for r in records]
+        msgs = [frame_msg(TOPIC, 0, self._offset(), t, [r], writer) for r in records]
         if tasks is not None:
-            msgs.append(self._msg(t, exchange.encode_marker(t, tasks, (0,), writer)))
+            msgs.append(marker_msg(TOPIC, 0, self._offset(), t, tasks, writer))
         self.w.stages[1].ingest(TOPIC, msgs, 0)
 
     def run_due(self):

@@ -6,18 +6,26 @@ from __future__ import annotations
 import json
 import logging
 import operator
-import pickle
 
 import pytest
 from confluent_kafka import Message
 
 import kstream
 from kstream.graph import evaluate, failed_node
-from kstream.kafka import exchange
 from kstream.poison import PoisonRecordError
 from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.worker import Worker
-from tests.unit.offline import FakeAdmin, FakeProducer, feed, msg, offline_worker
+from tests.unit.offline import (
+    CODEC,
+    FakeAdmin,
+    FakeProducer,
+    feed,
+    frame_msg,
+    marker_msg,
+    msg,
+    offline_worker,
+    unframe,
+)
 
 T = 10_000  # the batch (ms): records stamped 9_000 .. 9_999
 WRITER = 7  # the upstream run that wrote the repartition records of these tests
@@ -279,11 +287,8 @@ def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tm
 
 # -- stages after a shuffle ---------------------------------------------------------------
 def exchange_msgs(topic: str, p: int, records: list, tasks=(("lines", 0),)) -> list[Message]:
-    msgs = [
-        msg(topic, p, i, exchange.encode(T, 0, [r], WRITER), ts=T) for i, r in enumerate(records)
-    ]
-    marker = exchange.encode_marker(T, tasks, (0,), WRITER)
-    return [*msgs, msg(topic, p, len(records), marker, ts=T)]
+    msgs = [frame_msg(topic, p, i, T, [r], WRITER) for i, r in enumerate(records)]
+    return [*msgs, marker_msg(topic, p, len(records), T, tasks, WRITER)]
 
 
 def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, tmp_path):
@@ -303,7 +308,8 @@ def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, 
     assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
     (letter,) = w.producer.to("p-dlq")
     assert letter["key"] is None
-    assert pickle.loads(letter["value"]) == (T, 0, [("b", 2)], WRITER)
+    assert unframe(letter["value"]) == (T, 0, [("b", 2)], WRITER)
+    assert ("kstream.format", b"msgpack/1") in letter["headers"]  # how to read the value
     h = headers(letter)
     assert (h["kstream.error.topic"], h["kstream.error.partition"]) == (topic, "0")
     assert h["kstream.error.offset"] == "1"
@@ -318,13 +324,12 @@ def test_a_poison_record_in_a_frame_of_several_goes_alone(monkeypatch, tmp_path)
     ).to("out")
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
-    frame = exchange.encode(T, 0, [("a", 1), ("b", 2), ("c", 5)], WRITER)
-    marker = exchange.encode_marker(T, (("lines", 0),), (0,), WRITER)
-    feed(w, 1, [msg(topic, 0, 7, frame, ts=T), msg(topic, 0, 8, marker, ts=T)])
+    frame = frame_msg(topic, 0, 7, T, [("a", 1), ("b", 2), ("c", 5)], WRITER)
+    feed(w, 1, [frame, marker_msg(topic, 0, 8, T, (("lines", 0),), WRITER)])
     w._process(w.stages[1], T, ((topic, 0),))
     assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
     (letter,) = w.producer.to("p-dlq")
-    assert pickle.loads(letter["value"]) == (T, 0, [("b", 2)], WRITER)
+    assert unframe(letter["value"]) == (T, 0, [("b", 2)], WRITER)
     assert headers(letter)["kstream.error.offset"] == "7"  # its frame's
 
 
@@ -353,11 +358,11 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     w._process(stage, T, ((topic, 0),))
     # a second batch in the same step: its changes sit on top of the first one's
     nxt = [
-        msg(topic, 0, 3 + i, exchange.encode(T + 1000, 0, [r], WRITER), ts=T + 1000)
+        frame_msg(topic, 0, 3 + i, T + 1000, [r], WRITER)
         for i, r in enumerate([("a", [2]), ("b", ["bad"])])
     ]
-    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
-    stage.ingest(topic, [*nxt, msg(topic, 0, 5, marker, ts=T + 1000)], 20_000)
+    marker = marker_msg(topic, 0, 5, T + 1000, (("lines", 0),), WRITER)
+    stage.ingest(topic, [*nxt, marker], 20_000)
     w._process(stage, T + 1000, ((topic, 0),))
 
     outs = [(r["timestamp"], r["key"], r["value"]) for r in w.producer.to("out")]
@@ -368,7 +373,7 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
         (T + 1000, b"b", b"[1]"),
     ]
     letters = w.producer.to("p-dlq")
-    assert [pickle.loads(r["value"]) for r in letters] == [
+    assert [unframe(r["value"]) for r in letters] == [
         (T + 1000, 0, [("a", [2])], WRITER),
         (T + 1000, 0, [("b", ["bad"])], WRITER),
     ]
@@ -391,8 +396,8 @@ def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 1, exchange_msgs(topic, 0, [("a", [1])]))
     w._process(w.stages[1], T, ((topic, 0),))
-    marker = exchange.encode_marker(T + 1000, (("lines", 0),), (0,), WRITER)
-    w.stages[1].ingest(topic, [msg(topic, 0, 2, marker, ts=T + 1000)], 20_000)
+    marker = marker_msg(topic, 0, 2, T + 1000, (("lines", 0),), WRITER)
+    w.stages[1].ingest(topic, [marker], 20_000)
     with pytest.raises(
         PoisonRecordError, match=r"update_state_by_key\.\S*boom .*even without any input"
     ):
@@ -414,17 +419,13 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     stage.assign([(topic, 0)])
     offset = 0
     for t, records in [(T + 1000, [("a", 1)]), (T, [("a", 5)])]:  # the second is late
-        batch = [
-            msg(topic, 0, offset + i, exchange.encode(t, 0, [r], WRITER), ts=t)
-            for i, r in enumerate(records)
-        ]
+        batch = [frame_msg(topic, 0, offset + i, t, [r], WRITER) for i, r in enumerate(records)]
         offset += len(records) + 1
-        end = exchange.encode_marker(t, (("lines", 0),), (0,), WRITER)
-        marker = msg(topic, 0, offset - 1, end, ts=t)
+        marker = marker_msg(topic, 0, offset - 1, t, (("lines", 0),), WRITER)
         stage.ingest(topic, [*batch, marker], 20_000)
         w._process(stage, t, ((topic, 0),))
     (letter,) = w.producer.to("p-dlq")
-    assert pickle.loads(letter["value"]) == (T, 0, [("a", 5)], 0)  # no writer: a late record
+    assert unframe(letter["value"]) == (T, 0, [("a", 5)], 0)  # no writer: a late record
     h = headers(letter)
     assert h["kstream.error.reason"] == "late"
     assert "kstream.error.offset" not in h
@@ -486,7 +487,7 @@ def test_an_error_of_the_reader_of_a_chain_names_the_reader():
 
 
 def test_a_savepoint_protects_pending_values_changed_in_place(tmp_path):
-    store = RocksStore(str(tmp_path / "s"), ("c", 0), StoreMemory(8))
+    store = RocksStore(str(tmp_path / "s"), ("c", 0), StoreMemory(8), CODEC, "op")
     store.put("a", [1])
     store.put("gone", 1)
     store.savepoint()
@@ -523,10 +524,10 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
     )
     w.stages[1].closer.closed_through = T  # as the loop has it when it runs batch T
     w._process(w.stages[1], T, ((topic, 0), (topic, 1)))
-    marker = exchange.encode_marker(T + 1000, tasks, (0,), WRITER)
-    w.stages[1].ingest(
-        topic, [msg(topic, p, 2 + i, marker, ts=T + 1000) for p in (0, 1) for i in range(2)], 0
-    )
+    markers = [
+        marker_msg(topic, p, 2 + i, T + 1000, tasks, WRITER) for p in (0, 1) for i in range(2)
+    ]
+    w.stages[1].ingest(topic, markers, 0)
     w.stages[1].closer.closed_through = T + 1000
     w._process(w.stages[1], T + 1000, ((topic, 0), (topic, 1)))
     outs = [(r["timestamp"], r["key"]) for r in w.producer.to("out")]

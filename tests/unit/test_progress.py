@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import kstream
 from kstream.progress import MAX_ENTRIES, Closings
-from tests.unit.offline import msg, offline_worker
+from tests.unit.offline import frame_msg, marker_msg, msg, offline_worker
 
 T = 10_000
 TP = ("lines", 0)
@@ -110,8 +110,6 @@ def test_without_closings_the_next_owner_processes_them_again(monkeypatch, tmp_p
 
 
 def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_path):
-    from kstream.kafka import exchange
-
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(lambda x, y: x + y).to("out")
     w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
@@ -122,10 +120,10 @@ def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_
     stage.assign([tp], {tp: Closings(None, [(T, 3)])})
     tasks = (TP,)
     msgs = [
-        msg(topic, 0, 1, exchange.encode(T + 1000, 0, [("b", 1)], 1), ts=T + 1000),
-        msg(topic, 0, 2, exchange.encode(T, 0, [("a", 1)], 2), ts=T),  # processed
-        msg(topic, 0, 3, exchange.encode_marker(T, tasks, (0,), 2), ts=T),
-        msg(topic, 0, 4, exchange.encode_marker(T + 1000, tasks, (0,), 1), ts=T + 1000),
+        frame_msg(topic, 0, 1, T + 1000, [("b", 1)], 1),
+        frame_msg(topic, 0, 2, T, [("a", 1)], 2),  # processed
+        marker_msg(topic, 0, 3, T, tasks, 2),
+        marker_msg(topic, 0, 4, T + 1000, tasks, 1),
     ]
     stage.ingest(topic, msgs, 0)
     for t, tps in stage.due(0):

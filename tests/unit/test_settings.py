@@ -75,6 +75,7 @@ def test_setting_defaults():
         ("time", "Event"),
         ("guarantee", "at-most-once"),
         ("on_error", "ignore"),
+        ("internal_serde", "json"),
     ],
 )
 def test_bad_choices(name, value):
@@ -88,6 +89,16 @@ def test_on_error_choices_and_message():
     with pytest.raises(ConfigError) as e:
         kstream.App("t", on_error="drop")
     assert str(e.value) == "on_error='drop': choose one of dlq, skip, fail"
+
+
+def test_internal_serde_per_app_and_per_operator():
+    assert kstream.App("t").settings.internal_serde == "msgpack"
+    assert kstream.App("t", internal_serde="pickle").settings.internal_serde == "pickle"
+    s = kstream.App("t").queue_stream([])
+    assert s.reduce_by_key(max, serde="pickle").node.op.serde == "pickle"
+    with pytest.raises(ConfigError) as e:
+        s.group_by_key(serde="json")
+    assert str(e.value) == "group_by_key: serde='json': choose one of msgpack, pickle"
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import pytest
 
 import kstream
 from kstream import ConfigError
+from kstream.codec import Msgpack
 from kstream.ops import windows
 from kstream.state.store import MemoryStore
 from tests.unit.state_helpers import (
@@ -465,7 +466,7 @@ def test_a_gap_of_one_interval_joins_consecutive_batches_only():
 
 def session_op(late):
     op = windows.ReduceByKeyAndSession(operator.add, 2000, late)
-    op.bind(MemoryStore())
+    op.bind(MemoryStore(Msgpack(), op.kind))
     return op
 
 
