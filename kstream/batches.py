@@ -55,7 +55,7 @@ class OpenBatches:
             self.position.pop(tp, None)
 
     def commit_offsets(self) -> dict[TP, int]:
-        """Per partition: the lowest offset not yet in a processed batch (DESIGN §5)."""
+        """Per partition: the lowest offset not yet in a processed batch (docs/design.md §5)."""
         out = {}
         for tp, pos in self.position.items():
             firsts = self.first.get(tp)

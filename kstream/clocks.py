@@ -83,7 +83,7 @@ class Closer:
 
 
 class SourceClock:
-    """Watermark of the source partitions a worker owns (DESIGN §2).
+    """Watermark of the source partitions a worker owns (docs/design.md §2).
 
     The minimum over partitions that still have unread records of (newest timestamp -
     lateness); once every partition is caught up, the wall clock minus lateness.

@@ -1,4 +1,4 @@
-"""How a step's outputs reach Kafka and its input offsets get committed (DESIGN §5).
+"""How a step's outputs reach Kafka and its input offsets get committed (docs/design.md §5).
 
 At-least-once: produce, flush until every record is acknowledged, then commit the input
 offsets; a crash in between replays the step (duplicates, nothing lost).

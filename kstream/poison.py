@@ -1,4 +1,4 @@
-"""Poison records (DESIGN §6): records that cannot be deserialized, on which a user
+"""Poison records (docs/design.md §6): records that cannot be deserialized, on which a user
 function raises, or outputs Kafka refuses for good (too large, invalid, a topic the worker
 may not write or that is gone: reason `produce`). The setting `on_error` says what becomes
 of one:

@@ -1,6 +1,6 @@
 """What a partition's committed offset cannot say, carried in the commit's metadata.
 
-The committed offset is the lowest offset not yet in a processed batch (DESIGN §5), so
+The committed offset is the lowest offset not yet in a processed batch (docs/design.md §5), so
 when timestamps are out of order across a batch boundary, records above it may already
 have been processed: a record of batch T that came after the first record of batch T+1,
 while T was still open. The partition's next owner reads them again. To tell them apart,

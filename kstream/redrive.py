@@ -2,7 +2,7 @@
 
 It reads `<app_id>-dlq` from where the consumer group `<app_id>-dlq-redrive` left off (the
 beginning, the first time) to its end, found by partition-EOF events (ListOffsets cannot be
-trusted on every broker, see BROKER.md). Each record that came from one of the app's
+trusted on every broker, see docs/test-broker.md). Each record that came from one of the app's
 source topics is re-published to that topic and partition with its original key, value and
 timestamp, and its own headers (the `kstream.error.*` ones stripped). Once the producer is
 flushed, the group's position is committed: a second redrive re-publishes only what was

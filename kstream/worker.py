@@ -1,6 +1,6 @@
 """The batch loop: read, close batches, run the pipeline, produce, flush, commit.
 
-One iteration, top to bottom (DESIGN §5):
+One iteration, top to bottom (docs/design.md §5):
   1. consume a bulk of records and file them under their batch;
   2. for every stage, run each batch that is now due and produce its outputs, its
      repartition records and its markers (in one transaction under exactly-once);
@@ -590,7 +590,7 @@ class Worker:
             self.observer.ready(True, "state restored")
 
     def _report_progress(self) -> None:
-        """Lag per partition (from the fetch's cached high watermark, see BROKER.md) and
+        """Lag per partition (from the fetch's cached high watermark, see docs/test-broker.md) and
         the watermark, once a second."""
         now = time.monotonic()
         if now - self._lag_checked < 1.0 or self.consumer is None:

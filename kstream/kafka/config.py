@@ -35,7 +35,7 @@ def consumer_config(
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        # End-of-partition events tell "caught up" without ListOffsets (see BROKER.md).
+        # End-of-partition events tell "caught up" without ListOffsets (see docs/test-broker.md).
         "enable.partition.eof": True,
         "partition.assignment.strategy": "cooperative-sticky",
         "isolation.level": "read_committed",

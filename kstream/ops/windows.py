@@ -1,4 +1,4 @@
-"""Sliding windows and session windows (Spark's window rules, DESIGN §2).
+"""Sliding windows and session windows (Spark's window rules, docs/design.md §2).
 
 A window of length L and slide S emits at batch T when T is a multiple of S and covers
 the batches in (T - L, T]; between slides it gives None (no result). Each batch's partial

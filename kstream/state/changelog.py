@@ -32,7 +32,7 @@ class ChangelogReader:
     a long restore never holds up the batch loop (nor one partition's restore another's).
 
     The end of a partition is found by its end-of-partition event, not ListOffsets (see
-    BROKER.md). One consumer serves every partition being restored. A record not in its
+    docs/test-broker.md). One consumer serves every partition being restored. A record not in its
     topic's format (`formats`, by its header) is not read: the restore stops with a
     FormatError. A partition's run of records in a consume is taken in C-level passes
     (its headers, keys and values), as a restore reads every record of a changelog."""

@@ -2,7 +2,7 @@
 (Tansu over a loopback S3 emulator, so topics, records and committed offsets survive):
 the workers carry on and finish with nothing lost (issue 4).
 
-BROKER.md: after a broker restart, idempotent and transactional producers never recover
+docs/test-broker.md: after a broker restart, idempotent and transactional producers never recover
 on their own (UNKNOWN_PRODUCER_ID); the worker has to recreate them (README, Delivery:
 it drops its producers and starts over from the committed offsets, keeping its group
 member: Tansu never completes a rebalance whose forming leader left the group).

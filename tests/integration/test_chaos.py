@@ -3,7 +3,7 @@ keeps the ids of the lines it counted) share an 8-partition backlog of 200k line
 every few seconds, one of them (seeded choice) is killed -9 and started again. Once the
 output is complete and stable, nothing is lost: every word of every line is counted in
 its own batch. Under at-least-once, repeats are allowed and printed; under exactly-once
-there must be none, which only real Kafka can show (BROKER.md: Tansu delivers aborted
+there must be none, which only real Kafka can show (docs/test-broker.md: Tansu delivers aborted
 transactions' records to read_committed readers).
 
 CI runs a short variant; `pytest --slow` adds a longer one (more records, more kills);
@@ -208,7 +208,7 @@ def test_kill_9_chaos_loses_nothing(chaos: ChaosRun):
                     not real_kafka(),
                     reason="zero duplicates after kill -9 needs real Kafka "
                     "(KSTREAM_BOOTSTRAP_SERVERS): Tansu delivers records of aborted "
-                    "transactions to read_committed readers (BROKER.md)",
+                    "transactions to read_committed readers (docs/test-broker.md)",
                 ),
             ],
         )

@@ -1,6 +1,6 @@
 """Exactly-once on the real broker: the transactional happy path, and fencing.
 
-The broker shows records of aborted transactions to read_committed readers (BROKER.md),
+The broker shows records of aborted transactions to read_committed readers (docs/test-broker.md),
 so "no duplicates after a crash" is the chaos test's business against real Kafka; here:
 while a step's transaction is open its outputs and its input offsets are invisible
 together, and once it commits they are visible together.

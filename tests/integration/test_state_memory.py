@@ -1,4 +1,4 @@
-"""State lives on disk: a worker's memory stays flat while its state grows (DESIGN §4).
+"""State lives on disk: a worker's memory stays flat while its state grows (docs/design.md §4).
 
 A real `kstream worker` counts ever-new keys with map_with_state, phase after phase, until
 it holds 6x the keys it held after the first phase. Its RSS then must have grown by much

@@ -1,4 +1,4 @@
-"""State on Kafka: stores restored from their changelogs (DESIGN §4, §9.5)."""
+"""State on Kafka: stores restored from their changelogs (docs/design.md §4, §9.5)."""
 
 from __future__ import annotations
 

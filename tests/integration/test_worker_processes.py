@@ -1,4 +1,4 @@
-"""Word count by real `kstream worker` processes on a real broker (DESIGN §9.1, §9.4)."""
+"""Word count by real `kstream worker` processes on a real broker (docs/design.md §9.1, §9.4)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30, committed: bool
 def partition_ends(bootstrap: str, topic: str, committed: bool) -> dict[int, int]:
     """Where each partition ends for a reader: its last stable offset for read_committed,
     its high watermark otherwise (from end-of-partition events: Tansu's ListOffsets is
-    wrong, BROKER.md)."""
+    wrong, docs/test-broker.md)."""
     return _read_to_end(bootstrap, topic, 30, committed)[1]
 
 

@@ -1,4 +1,4 @@
-"""Batch alignment, watermarks and the closer (DESIGN §2). Times in milliseconds."""
+"""Batch alignment, watermarks and the closer (docs/design.md §2). Times in milliseconds."""
 
 from __future__ import annotations
 
