@@ -293,8 +293,6 @@ class Poison:
         self.log_every = log_every
         self._logged = -float("inf")
         self._quiet = 0  # lines left out since the last one
-        self.dead_lettered = 0
-        self.skipped = 0
 
     # -- taking a batch apart ------------------------------------------------------------
     def isolate(self, body: list[Node], t: int, template: Inputs, tasks: list[TaskBatch]) -> Inputs:
@@ -378,10 +376,8 @@ class Poison:
                 assert self.topic is not None
                 send(self.topic, x)
                 self.metrics.dlq(x.topic, x.reason)
-                self.dead_lettered += 1
                 self._report(f"dead-lettered {x.where()} to {self.topic}: {x.describe()}")
             else:
-                self.skipped += 1
                 self._report(f"skipping record {x.where()}: {x.describe()}")
 
     def note(self, line: str) -> None:

@@ -66,7 +66,6 @@ class StageRuntime:
         # per partition: (batch, input position) through which restored state holds it all
         self.skip_through: dict[TP, tuple[int, int]] = {}
         self.late = 0
-        self.dropped = 0
 
     @property
     def assigned(self) -> set[TP]:
@@ -121,7 +120,6 @@ class StageRuntime:
             return t
         self.late += n
         if self.settings.late == "drop":
-            self.dropped += n
             return None
         return max(done, self.closer.closed_through or done) + self.interval
 

@@ -282,7 +282,6 @@ class Worker:
         admin.ensure(
             changelogs, known, self.app.settings.replication_factor, {"cleanup.policy": "compact"}
         )
-        self.changelog_of = {n: t for t, n in self.stores.changelogs().items()}
 
     def start(self) -> None:
         # Everything built so far lives as long as the worker: keep it out of every
@@ -590,8 +589,8 @@ class Worker:
             self.observer.ready(True, "state restored")
 
     def _report_progress(self) -> None:
-        """Lag per partition (from the fetch's cached high watermark, see docs/test-broker.md) and
-        the watermark, once a second."""
+        """Lag per partition (from the fetch's cached high watermark, see
+        docs/test-broker.md), the watermark and the stores' sizes, once a second."""
         now = time.monotonic()
         if now - self._lag_checked < 1.0 or self.consumer is None:
             return
@@ -607,6 +606,8 @@ class Worker:
                 if high >= 0:
                     self.observer.lag(topic, p, max(0, high - position))
         self.observer.watermark(self.stages[0].watermark(int(time.time() * 1000)))
+        for store, keys in self.stores.sizes().items():
+            self.observer.state_size(store, keys)
 
     def _ingest(self, msgs: list[Any], now_ms: int) -> None:
         ends = []

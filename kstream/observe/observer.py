@@ -156,6 +156,10 @@ class Observer:
         self.metrics.set_lag(topic, partition, lag)
         self.timeline.set_lag(topic, partition, lag)
 
+    def state_size(self, store: str, keys: int) -> None:
+        self.metrics.state_keys(store, keys)
+        self.timeline.set_state_size(store, keys)
+
     def forget(self, topic: str, partition: int) -> None:
         self.metrics.forget_partition(topic, partition)
         self.timeline.forget_partition(topic, partition)

@@ -202,6 +202,13 @@ class TaskStores:
     def store_of(self, node: Node, p: int) -> RocksStore:
         return self.open[(node, p)]
 
+    def sizes(self) -> dict[str, int]:
+        """Keys held per operator's store, over this worker's tasks (RocksDB's estimate)."""
+        out: dict[str, int] = {n.name: 0 for ns in self.nodes.values() for n in ns}
+        for (node, _), store in self.open.items():
+            out[node.name] += len(store)
+        return out
+
     def close(self) -> None:
         """Close every store (restored or not); queued restores are forgotten."""
         for store in self.open.values():

@@ -196,6 +196,10 @@ def test_a_restored_state_does_not_take_the_input_it_holds_twice(
             assert time.monotonic() < deadline, "the second worker's batches"
             second.loop(duration=1.0)
         assert second.stages[1].skip_through, "the restored stores said what they hold"
+        # its store's size was reported (RocksDB's estimate: 3 keys, a, b and c, at least)
+        sizes = second.observer.timeline.snapshot()["state"]
+        assert [s["store"] for s in sizes] == ["update_state_by_key.add"], sizes
+        assert sizes[0]["keys"] >= 3, sizes
     finally:
         second.close()
     assert final_totals(bootstrap, out) == Counter(words)
