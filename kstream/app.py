@@ -6,11 +6,12 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from kstream.builder import GraphBuilder
 from kstream.dstream import DStream
 from kstream.errors import ConfigError
-from kstream.graph import Node, Operator, topological
+from kstream.graph import Node, Operator
 from kstream.local import LocalRunner
-from kstream.names import OperatorNames, check_app_id
+from kstream.names import check_app_id
 from kstream.ops.sources import KafkaSource, QueueSource, SocketSource
 from kstream.serde import deserializer
 from kstream.settings import Settings, interval_ms
@@ -38,9 +39,7 @@ class App:
         self.app_id = check_app_id(app_id)
         self.interval_ms = interval_ms(batch_interval, "batch_interval")
         self.settings = Settings.from_kwargs(brokers=brokers, **settings)
-        self.nodes: list[Node] = []
-        self._ids = 0
-        self.names = OperatorNames()
+        self.graph = GraphBuilder(self.interval_ms)
         self._stop = threading.Event()
         self._local: LocalRunner | None = None  # keeps the virtual clock across run_batches
 
@@ -79,35 +78,18 @@ class App:
         return first.union(*rest)
 
     def _source(self, op: Operator, keyed: bool) -> DStream:
-        return DStream(self, self._add_node(op, (), keyed))
+        return DStream(self.graph, self.graph.add(op, (), keyed))
 
     # -- graph -----------------------------------------------------------------------
-    def _next_id(self) -> int:
-        self._ids += 1
-        return self._ids
-
-    def _add_node(
-        self,
-        op: Operator,
-        parents: tuple[Node, ...],
-        key_partitioned: bool,
-        node_id: int | None = None,
-        label: str | None = None,
-    ) -> Node:
-        node = Node(node_id or self._next_id(), op, parents, key_partitioned, label=label)
-        for p in parents:
-            p.children.append(node)
-        self.nodes.append(node)
-        return node
+    @property
+    def nodes(self) -> list[Node]:
+        return self.graph.nodes
 
     def ordered_nodes(self) -> list[Node]:
-        return topological(self.nodes)
-
-    def sources(self) -> list[Node]:
-        return [n for n in self.nodes if n.op.is_source]
+        return self.graph.ordered()
 
     def uses_kafka(self) -> bool:
-        kinds = {isinstance(n.op, KafkaSource) for n in self.sources()}
+        kinds = {isinstance(n.op, KafkaSource) for n in self.graph.sources()}
         if kinds == {True, False}:
             raise ConfigError(
                 "an app reads either Kafka topics or local sources (queue/socket), not both"

@@ -10,12 +10,13 @@ from kstream.codec import SERDES
 from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
-from kstream.ops.shuffle import BY_KEY, BY_RECORD, GLOBAL, Shuffle
+from kstream.ops.shuffle import Shuffle
+from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL
 from kstream.poison import operator_name
 from kstream.settings import interval_ms
 
 if TYPE_CHECKING:
-    from kstream.app import App
+    from kstream.builder import GraphBuilder
 
 
 class DStream:
@@ -27,14 +28,14 @@ class DStream:
     topic can then run code in the app's workers.
     """
 
-    def __init__(self, app: App, node: Node):
-        self.app = app
+    def __init__(self, graph: GraphBuilder, node: Node):
+        self.graph = graph
         self.node = node
 
     # -- building blocks -------------------------------------------------------------
     def _derive(self, op: Operator, keep_partitioning: bool = False) -> DStream:
-        node = self.app._add_node(op, (self.node,), keep_partitioning and self.node.key_partitioned)
-        return DStream(self.app, node)
+        node = self.graph.add(op, (self.node,), keep_partitioning and self.node.key_partitioned)
+        return DStream(self.graph, node)
 
     def _through_shuffle(
         self,
@@ -51,8 +52,8 @@ class DStream:
         if serde is not None and serde not in SERDES:
             raise ConfigError(f"{op.kind}: serde={serde!r}: choose one of {', '.join(SERDES)}")
         op.serde = serde
-        node_id = self.app._next_id()
-        target = self.app.names.claim(op, name)
+        node_id = self.graph.new_id()
+        target = self.graph.names.claim(op, name)
         needs_shuffle = (
             force
             or by != BY_KEY
@@ -66,12 +67,12 @@ class DStream:
             if needs_shuffle:
                 streams = combine is not None and op.partial_streams
                 shuffle = Shuffle(target, side, combine, partitions, by, streams)
-                parents.append(self.app._add_node(shuffle, (s.node,), False))
+                parents.append(self.graph.add(shuffle, (s.node,), False))
             else:
                 parents.append(s.node)
         op.pre_combined = needs_shuffle  # type: ignore[attr-defined]
-        node = self.app._add_node(op, tuple(parents), by == BY_KEY, node_id, target)
-        return DStream(self.app, node)
+        node = self.graph.add(op, tuple(parents), by == BY_KEY, node_id, target)
+        return DStream(self.graph, node)
 
     # -- record-at-a-time ------------------------------------------------------------
     def map(self, fn: Callable[[Any], Any]) -> DStream:
@@ -96,7 +97,7 @@ class DStream:
     def union(self, *others: DStream) -> DStream:
         nodes = (self.node, *(o.node for o in others))
         partitioned = all(n.key_partitioned for n in nodes) and len(nodes) == 1
-        return DStream(self.app, self.app._add_node(stateless.Union(), nodes, partitioned))
+        return DStream(self.graph, self.graph.add(stateless.Union(), nodes, partitioned))
 
     # -- whole-batch and keyed -------------------------------------------------------
     def count(self, name: str | None = None, serde: str | None = None) -> DStream:
@@ -225,8 +226,8 @@ class DStream:
         tagged = self._through_shuffle(
             op, [self], spec.partitions, force=True, serde=serde, name=name
         )
-        mapped = self.app._add_node(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
-        return MapWithStateDStream(self.app, mapped, tagged.node)
+        mapped = self.graph.add(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
+        return MapWithStateDStream(self.graph, mapped, tagged.node)
 
     # -- windows ---------------------------------------------------------------------
     def window(
@@ -352,7 +353,7 @@ class DStream:
                 if own is not None:
                     memo[n.id] = own
                 elif not n.parents:
-                    memo[n.id] = self.app.interval_ms
+                    memo[n.id] = self.graph.interval_ms
                 else:
                     memo[n.id] = math.lcm(*(slide(p) for p in n.parents))
             return memo[n.id]
@@ -364,7 +365,7 @@ class DStream:
         if ms % base:
             what = (
                 "the batch interval"
-                if base == self.app.interval_ms
+                if base == self.graph.interval_ms
                 else "the slide of the windowed stream it reads"
             )
             raise ConfigError(
@@ -439,15 +440,15 @@ class DStream:
 class MapWithStateDStream(DStream):
     """The mapped records of map_with_state, and its state snapshots."""
 
-    def __init__(self, app: App, node: Node, state_node: Node):
-        super().__init__(app, node)
+    def __init__(self, graph: GraphBuilder, node: Node, state_node: Node):
+        super().__init__(graph, node)
         self._state_node = state_node
 
     def state_snapshots(self) -> DStream:
         """Every (key, state) after each batch (Spark's stateSnapshots)."""
         self._state_node.op.snapshots = True  # type: ignore[attr-defined]
         pick = state_ops.Pick(state_ops.SNAPSHOT)
-        return DStream(self.app, self.app._add_node(pick, (self._state_node,), True))
+        return DStream(self.graph, self.graph.add(pick, (self._state_node,), True))
 
     stateSnapshots = state_snapshots
 

@@ -17,7 +17,7 @@ from kstream.poison import operator_name
 from kstream.state.store import MemoryStore
 
 if TYPE_CHECKING:
-    from kstream.app import App
+    from kstream.builder import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,14 @@ def _no_wait(seconds: float) -> None:
 class LocalRunner:
     """One process, every operator in graph order; the shuffle nodes only combine."""
 
-    def __init__(self, app: App):
+    def __init__(self, app: Pipeline):
         if app.uses_kafka():
             raise ConfigError(
                 "this app reads Kafka topics: run it with `kstream worker`, or use "
                 "app.queue_stream() to test the pipeline without a broker"
             )
         self.app = app
-        self.nodes = app.ordered_nodes()
+        self.nodes = app.graph.ordered()
         require_output(self.nodes)
         self.virtual_batches = 0
         by_serde = codecs()
@@ -49,7 +49,7 @@ class LocalRunner:
         evaluate(self.nodes, t, {})
 
     def run_virtual(self, n: int) -> None:
-        if any(isinstance(s.op, SocketSource) for s in self.app.sources()):
+        if any(isinstance(s.op, SocketSource) for s in self.app.graph.sources()):
             raise ConfigError("socket streams need the wall clock: use app.run()")
         waiting = [node.op for node in self.nodes if isinstance(node.op, ForeachBatch)]
         for op in waiting:  # retries back off on the virtual clock: no wait
@@ -63,7 +63,7 @@ class LocalRunner:
                 del op.sleep
 
     def run_wall(self, stop: threading.Event, timeout: float | None) -> None:
-        sockets = [s.op for s in self.app.sources() if isinstance(s.op, SocketSource)]
+        sockets = [s.op for s in self.app.graph.sources() if isinstance(s.op, SocketSource)]
         for s in sockets:
             s.start()
         interval = self.app.interval_ms

@@ -20,7 +20,7 @@ from kstream.poison import dlq_topic
 from kstream.state.changelog import changelog_topic
 
 if TYPE_CHECKING:
-    from kstream.app import App
+    from kstream.builder import Pipeline
 
 
 @dataclass
@@ -123,8 +123,8 @@ def stage_of(nodes: list[Node]) -> dict[Node, int]:
     return stages
 
 
-def compile_plan(app: App) -> Plan:
-    nodes = app.ordered_nodes()
+def compile_plan(app: Pipeline) -> Plan:
+    nodes = app.graph.ordered()
     stages_of = stage_of(nodes)
     exchanges: dict[str, Exchange] = {}
     for n in nodes:

@@ -50,6 +50,7 @@ from kstream.kafka.config import consumer_config
 from kstream.names import parse_internal
 from kstream.observe.observer import Observer
 from kstream.ops.stateful import Stateful
+from kstream.partitioning import partitioner
 from kstream.plan import Plan, compile_plan
 from kstream.poison import (
     DeadLetter,
@@ -215,8 +216,7 @@ class Worker:
             writers[n.op.topic].append(n.name)  # type: ignore[attr-defined]
         self._writers = {topic: ", ".join(names) for topic, names in writers.items()}
         self._partitioners = {
-            x.topic: exchange.partitioner(x.shuffle.by, wanted[x.topic])
-            for x in self.plan.exchanges
+            x.topic: partitioner(x.shuffle.by, wanted[x.topic]) for x in self.plan.exchanges
         }
 
     def _build_stages(self) -> None:

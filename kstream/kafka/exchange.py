@@ -19,23 +19,13 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from kstream.codec import Codec
-from kstream.kafka import murmur2
-from kstream.ops.shuffle import BY_KEY, GLOBAL
-from kstream.serde import serializer
 
 MARKER = -1
 # A frame's most: records, and bytes (a broker takes messages of 1 MB by default); a
 # record larger than that goes alone
 FRAME_RECORDS = 10_000
 FRAME_BYTES = 512 * 1024
-# Keys whose partition a shuffle remembers (then it forgets them all): placing a key costs
-# about 1.5 us in Python (its bytes, then murmur2), a remembered one a tenth of that
-PLACED_KEYS = 65_536
-# Key types equal only to keys of their own type, so a remembered placement never
-# answers for a different key that merely compares equal (1 == 1.0 == True)
-_REMEMBERED = frozenset((str, bytes, int))
 _dumps = pickle.dumps
-_auto = serializer("auto", "key_serde")
 
 
 def encode(t: int, side: int, records: list[Any], writer: int, codec: Codec) -> bytes:
@@ -96,43 +86,3 @@ def decode(raw: bytes, codec: Codec) -> tuple[int, int, list[Any], int]:
     (upstream task ids, sides)."""
     (t, side, writer), records = codec.loads_rows(raw)
     return t, side, records, writer
-
-
-def partitioner(by: str, partitions: int) -> Callable[[Any], int]:
-    """Where a record goes: by its key as a Java producer places it, round-robin, or all
-    to one."""
-    if by == GLOBAL or partitions == 1:
-        return lambda record: 0
-    if by == BY_KEY:
-        return _by_key(partitions)
-    counter = itertools.count()
-    return lambda record: next(counter) % partitions
-
-
-def key_bytes(key: Any) -> bytes:
-    """The bytes a key is placed by: as kstream's "auto" serde writes it (str as UTF-8,
-    bytes as they are, an int as its digits, else JSON), so a str key goes where a Java
-    StringSerializer producer puts it; None as no bytes; a key JSON cannot write by its
-    pickle."""
-    try:
-        data = _auto(key)
-    except (TypeError, ValueError):
-        return _dumps(key, 5)
-    return b"" if data is None else data
-
-
-def _by_key(partitions: int) -> Callable[[Any], int]:
-    placed: dict[Any, int] = {}
-
-    def place(record: Any) -> int:
-        key = record[0]
-        if type(key) not in _REMEMBERED:
-            return murmur2.partition(key_bytes(key), partitions)
-        p = placed.get(key)
-        if p is None:
-            if len(placed) >= PLACED_KEYS:
-                placed.clear()
-            p = placed[key] = murmur2.partition(key_bytes(key), partitions)
-        return p
-
-    return place

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kstream.graph import Batch, Operator
-
-BY_KEY, BY_RECORD, GLOBAL = "key", "record", "global"
+from kstream.partitioning import GLOBAL
 
 
 class Shuffle(Operator):

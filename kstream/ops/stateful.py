@@ -31,16 +31,6 @@ def _owns_all(key: Any) -> bool:
     return True
 
 
-def owner(partition: int, partitions: int) -> Callable[[Any], bool]:
-    """`owns(key)` for the task of `partition`: True for the keys the shuffle sends there.
-    A Kafka runner passes it to `bind`, so initial state lands in its own partition only."""
-    from kstream.kafka.exchange import partitioner
-    from kstream.ops.shuffle import BY_KEY
-
-    where = partitioner(BY_KEY, partitions)
-    return lambda key: where((key, None)) == partition
-
-
 class Stateful(Operator):
     store: Store
     pre_combined = True  # fed through a shuffle, which ran `partial` if the op has one

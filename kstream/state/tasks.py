@@ -19,7 +19,7 @@ from typing import Any
 from kstream.codec import Codec
 from kstream.errors import ConfigError
 from kstream.graph import Node
-from kstream.ops.stateful import owner
+from kstream.partitioning import owner
 from kstream.poison import operator_name
 from kstream.state.changelog import ChangelogReader, changelog_topic
 from kstream.state.rocks import RocksStore, StoreMemory

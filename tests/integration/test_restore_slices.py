@@ -7,8 +7,8 @@ import time
 
 import kstream
 from kstream.codec import Msgpack
-from kstream.kafka import exchange
 from kstream.ops.stateful import KEY
+from kstream.partitioning import partitioner
 from kstream.plan import compile_plan
 from kstream.state.changelog import changelog_topic
 from kstream.state.rocks import USER
@@ -123,4 +123,4 @@ def count(key: str, value: int, state) -> tuple[str, int]:
 
 def exchange_partition(worker: Worker, key: str) -> int:
     x = worker.plan.exchanges[0]
-    return exchange.partitioner(x.shuffle.by, worker.exchange_partitions[x.topic])((key, 1))
+    return partitioner(x.shuffle.by, worker.exchange_partitions[x.topic])((key, 1))

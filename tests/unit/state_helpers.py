@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable
 
 from kstream.codec import Msgpack
-from kstream.kafka.exchange import partitioner
-from kstream.ops.shuffle import BY_KEY
-from kstream.ops.stateful import Stateful, owner
+from kstream.ops.stateful import Stateful
+from kstream.partitioning import BY_KEY, owner, partitioner
 from kstream.state.store import MemoryStore
 
 

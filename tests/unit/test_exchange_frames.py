@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kstream.codec import Msgpack
 from kstream.kafka import exchange
-from kstream.ops.shuffle import BY_KEY
+from kstream.partitioning import BY_KEY, partitioner
 
 CODEC = Msgpack()
 
@@ -23,7 +23,7 @@ def unframe(frames):
 
 
 def test_a_partitions_records_go_in_one_frame_in_their_order():
-    place = exchange.partitioner(BY_KEY, 4)
+    place = partitioner(BY_KEY, 4)
     records = [(f"k{i % 50}", i) for i in range(1000)]
     by_partition, n = unframe(exchange.frames(5000, 1, records, 7, place, CODEC))
     assert n == len(by_partition) == 4

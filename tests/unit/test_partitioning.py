@@ -1,5 +1,5 @@
 """Keys are placed as Kafka's Java clients place them: murmur2 of the key bytes, both by
-kstream's producers (outputs) and by its repartition topics (kstream/kafka/murmur2.py)."""
+kstream's producers (outputs) and by its repartition topics (kstream/partitioning.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import pickle
 
 import pytest
 
-from kstream.kafka import exchange, murmur2
+from kstream import partitioning
 from kstream.kafka.config import producer_config
-from kstream.ops.shuffle import BY_KEY
-from kstream.ops.stateful import owner
+from kstream.partitioning import BY_KEY, owner, partitioner
 
 # Java's Utils.murmur2 of these UTF-8 bytes (a signed int), from Kafka's UtilsTest
 KAFKA_VECTORS = {
@@ -49,15 +48,15 @@ def java_partition(signed_hash: int, partitions: int) -> int:
 
 @pytest.mark.parametrize("key", VECTORS)
 def test_murmur2_is_javas(key):
-    assert murmur2.murmur2(key.encode()) == VECTORS[key]
+    assert partitioning.murmur2(key.encode()) == VECTORS[key]
 
 
 @pytest.mark.parametrize("partitions", [2, 3, 6, 7, 12, 100])
 def test_keys_go_where_a_java_producer_puts_them(partitions):
-    place = exchange.partitioner(BY_KEY, partitions)
+    place = partitioner(BY_KEY, partitions)
     for key, h in VECTORS.items():
         expected = java_partition(h, partitions)
-        assert murmur2.partition(key.encode(), partitions) == expected
+        assert partitioning.partition(key.encode(), partitions) == expected
         assert place((key, "value")) == expected, key
         assert place((key.encode(), "value")) == expected, key
         assert place((key, "again")) == expected  # remembered, the same
@@ -65,32 +64,32 @@ def test_keys_go_where_a_java_producer_puts_them(partitions):
 
 
 def test_other_keys_are_placed_by_their_auto_serde_bytes():
-    place = exchange.partitioner(BY_KEY, 12)
+    place = partitioner(BY_KEY, 12)
     assert place((21, 1)) == java_partition(KAFKA_VECTORS["21"], 12)  # an int as its digits
     assert place((None, 1)) == java_partition(VECTORS[""], 12)
-    assert place((("a", 1), 1)) == murmur2.partition(b'["a",1]', 12)  # JSON
-    assert place((frozenset([1]), 1)) == murmur2.partition(pickle.dumps(frozenset([1]), 5), 12)
+    assert place((("a", 1), 1)) == partitioning.partition(b'["a",1]', 12)  # JSON
+    assert place((frozenset([1]), 1)) == partitioning.partition(pickle.dumps(frozenset([1]), 5), 12)
 
 
 def test_keys_that_compare_equal_keep_their_own_bytes():
     """1 == 1.0 == True, but "auto" writes them as 1, 1.0 and true: the remembered
     placement of one never answers for another, whichever comes first."""
     for order in ([1, True, 1.0], [True, 1.0, 1], [1.0, 1, True]):
-        place = exchange.partitioner(BY_KEY, 100)
+        place = partitioner(BY_KEY, 100)
         got = {repr(k): place((k, None)) for k in order}
         assert got == {
-            "1": murmur2.partition(b"1", 100),
-            "True": murmur2.partition(b"true", 100),
-            "1.0": murmur2.partition(b"1.0", 100),
+            "1": partitioning.partition(b"1", 100),
+            "True": partitioning.partition(b"true", 100),
+            "1.0": partitioning.partition(b"1.0", 100),
         }
 
 
 def test_placements_stay_right_when_the_remembered_ones_are_forgotten(monkeypatch):
-    monkeypatch.setattr(exchange, "PLACED_KEYS", 3)
-    place = exchange.partitioner(BY_KEY, 7)
+    monkeypatch.setattr(partitioning, "PLACED_KEYS", 3)
+    place = partitioner(BY_KEY, 7)
     for _ in range(2):
         for i in range(10):
-            assert place((f"k{i}", 0)) == murmur2.partition(f"k{i}".encode(), 7)
+            assert place((f"k{i}", 0)) == partitioning.partition(f"k{i}".encode(), 7)
 
 
 def test_producers_use_javas_partitioner_unless_told_otherwise():
