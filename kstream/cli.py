@@ -101,7 +101,9 @@ def load(app_spec: str, overrides: dict[str, Any]):
         if value is None:
             continue
         if key == "app_id":
-            app.app_id = value
+            from kstream.names import check_app_id
+
+            app.app_id = check_app_id(value)
         elif key == "batch_interval":
             from kstream.settings import interval_ms
 

@@ -46,6 +46,17 @@ def test_unreachable_broker_is_one_line_and_exit_2():
     assert r.stderr.strip().splitlines()[-1].startswith("kstream: error: cannot reach Kafka")
 
 
+@pytest.mark.parametrize("where", ["file", "option"])
+def test_an_app_id_kafka_would_refuse_is_one_line_and_exit_2(tmp_path, where):
+    app = tmp_path / "bad_id.py"
+    app_id = "orders--v2" if where == "file" else "orders/v2"
+    app.write_text(f'import kstream\napp = kstream.App("{app_id if where == "file" else "ok"}")\n')
+    more = ["--app-id", app_id] if where == "option" else []
+    r = run("worker", str(app), "--brokers", "127.0.0.1:1", *more)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and f"app_id={app_id!r}" in r.stderr, r.stderr
+
+
 def test_bad_setting_and_bad_app_path_exit_2(tmp_path):
     app = tmp_path / "bad_serde.py"
     app.write_text('import kstream\napp = kstream.App("x")\napp.stream("t", value_serde="yaml")\n')
