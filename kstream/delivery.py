@@ -383,6 +383,19 @@ class ExactlyOnce(Delivery):
             raise outcome[0]
 
 
+def open_delivery(
+    brokers: str,
+    kafka: dict[str, Any],
+    on_problem: Callable[[str], None],
+    transactional_id: str | None,
+    report_each: bool = False,
+) -> Delivery:
+    """The producers of one worker incarnation: transactional when there is an id."""
+    if transactional_id is None:
+        return AtLeastOnce(brokers, kafka, on_problem)
+    return ExactlyOnce(brokers, kafka, on_problem, transactional_id, report_each=report_each)
+
+
 def claim_transactional_id(
     app_id: str, state_dir: str, group_instance_id: str | None
 ) -> tuple[str, IO[str] | None]:

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
@@ -31,19 +32,18 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from kstream.clocks import TP
 from kstream.codec import Codec, codecs, unwritable
 from kstream.delivery import (
-    AtLeastOnce,
     Delivery,
-    ExactlyOnce,
     FencedError,
     RefusedError,
     SendFailedError,
     StepAbortedError,
     claim_transactional_id,
     fenced,
+    open_delivery,
     produce_retrying,
 )
 from kstream.errors import ConfigError, FormatError
-from kstream.graph import Batch, Node, evaluate, require_output
+from kstream.graph import Node, require_output
 from kstream.kafka import exchange
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
@@ -55,14 +55,10 @@ from kstream.plan import Plan, compile_plan
 from kstream.poison import (
     DeadLetter,
     Poison,
-    failure,
-    merge_inputs,
-    merge_values,
     operator_name,
-    poisonous,
-    stuck,
 )
 from kstream.progress import Closings
+from kstream.runner import BatchRunner
 from kstream.serde import serializer
 from kstream.stages import (
     ExchangeStage,
@@ -114,12 +110,22 @@ class Worker:
         metrics_host: str = "0.0.0.0",
         metrics_port: int | None = None,
         metrics_port_search: bool = False,
+        *,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        delivery_factory: Callable[..., Delivery] = open_delivery,
+        admin_factory: Callable[[str, dict[str, Any]], Admin] = Admin,
     ):
+        """The factories make the Kafka clients (tests pass stand-ins): the group member
+        from its config, an incarnation's producers (as kstream.delivery.open_delivery),
+        the topic admin from brokers and client settings."""
         self.app = app
         self.brokers = brokers or app.settings.brokers or "localhost:9092"
         self.kafka = {**app.settings.kafka, **(kafka or {})}
         self.group_instance_id = group_instance_id or app.settings.group_instance_id
         self.max_poll_records = max_poll_records
+        self.consumer_factory = consumer_factory
+        self.delivery_factory = delivery_factory
+        self.admin_factory = admin_factory
         self.stopping = threading.Event()
         self.plan: Plan = compile_plan(app)
         self.stages: list[StageRuntime] = []
@@ -173,7 +179,7 @@ class Worker:
         )
         if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
             check_state_dir(self.app.settings.state_dir, self.app.app_id)
-        admin = Admin(self.brokers, self.kafka)
+        admin = self.admin_factory(self.brokers, self.kafka)
         known = admin.partitions()
         settings = self.app.settings
         admin.require(self.plan.source_topics(), "source", known)
@@ -201,6 +207,7 @@ class Worker:
                 if getattr(n.op, "late", None) == "dlq" and hasattr(n.op, "rejected"):
                     n.op.rejected = []  # type: ignore[attr-defined]
         self._prepare_state(admin, known, wanted)
+        self.runner = BatchRunner(self.poison, self.stores)
         self.partitions = {**known, **wanted}
         self._build_stages()
         self._serializers = {
@@ -306,20 +313,17 @@ class Worker:
         one kept over a restart, rewound to the committed offsets, or a new one)."""
         self.observer.ready(False, "joining the consumer group")
         on_problem = lambda what: self.observer.metrics.error("produce")  # noqa: E731
+        transactional_id = None
         if self.app.settings.guarantee == "exactly-once":
             if self._transactional_lock is None:
                 self._transactional_id, self._transactional_lock = claim_transactional_id(
                     self.app.app_id, self.app.settings.state_dir, self.group_instance_id
                 )
-            self.delivery = ExactlyOnce(  # after a failed step: learn what Kafka refuses
-                self.brokers,
-                self.kafka,
-                on_problem,
-                self._transactional_id,
-                report_each=self._failures > 0,
-            )
-        else:
-            self.delivery = AtLeastOnce(self.brokers, self.kafka, on_problem)
+            transactional_id = self._transactional_id
+        # after a failed step, an exactly-once delivery learns what Kafka refuses
+        self.delivery = self.delivery_factory(
+            self.brokers, self.kafka, on_problem, transactional_id, report_each=self._failures > 0
+        )
         self.producer = self.delivery.producer
         if self.consumer is not None:
             self._rewind()
@@ -328,7 +332,7 @@ class Worker:
         # global errors (all brokers down, ...) come only through this callback, served
         # in consume(): without it they were dropped and readiness never saw them
         config["error_cb"] = self._consumer_error
-        self.consumer = Consumer(config)
+        self.consumer = self.consumer_factory(config)
         self.consumer.subscribe(
             list(self.topic_stage),
             on_assign=self._on_assign,
@@ -656,99 +660,11 @@ class Worker:
             return
         self.observer.ready(True, "the broker is reachable again")
 
-    def _evaluate(
-        self, stage: StageRuntime, t: int, tps: tuple[TP, ...]
-    ) -> tuple[dict[Node, Batch | None], int, list[DeadLetter]]:
-        """Run batch t over partitions tps: in one go, or task by task where operators
-        keep state (each task has its own stores); a batch that raises is taken apart
-        (kstream/poison.py). Returns the values, the input count and the poison records."""
-        nodes = stage.stage.nodes
-        body = [n for n in nodes if not n.op.is_sink]
-        sinks = [n for n in nodes if n.op.is_sink]
-        template, tasks = stage.take(t, tps)
-        count = sum(task.records for task in tasks)
-        if any(isinstance(n.op, Stateful) for n in nodes):
-            run = lambda: self._run_stateful(stage, body, t, template, tasks)  # noqa: E731
-        else:
-            run = lambda: self.poison.isolate(body, t, template, tasks)  # noqa: E731
-        values = run()
-        try:
-            values = {**values, **evaluate(sinks, t, values)}
-        except Exception as e:
-            if not poisonous(e):
-                raise
-            # which records a sink failed on is unknown: all of the batch is poison, its
-            # state changes are undone, and it runs again without them
-            n = 0
-            for task in tasks:
-                for store in task.stores:
-                    store.rollback()
-                task.letters = [x for x in task.letters if x.reason != "late"]
-                n += task.kill_all(e)
-            self.poison.note(
-                f"batch {t} failed in a sink ({failure(e)}): all {n} records of the batch "
-                f"are poison (on_error={self.app.settings.on_error})"
-            )
-            values = run()
-            try:
-                values = {**values, **evaluate(sinks, t, values)}
-            except Exception as again:
-                if not poisonous(again):
-                    raise
-                raise stuck(again, t, "the sinks") from again
-        return values, count, [x for task in tasks for x in task.letters]
-
-    def _run_stateful(self, stage: StageRuntime, body: list[Node], t: int, template, tasks):
-        """The body of a stage that keeps state, task by task over the task's stores. A
-        record cannot run alone there without changing the state: a task that raises is
-        rolled back, all of its batch is poison, and it runs again without input."""
-        stateful = [n for n in body if isinstance(n.op, Stateful)]
-        results = []
-        for task in tasks:
-            topic, p = task.tp
-            position = stage.open.position.get((topic, p), 0)
-            task.stores = self.stores.bind(topic, p, t, position)
-            self._dirty.update(task.stores)
-            for store in task.stores:
-                store.savepoint()
-            fed = self.stores.nodes.get(topic, ())
-            fed_elsewhere = {n: None for n in stateful if n not in fed}
-            try:
-                inputs = merge_inputs(template, [task.inputs()])
-                values = evaluate(body, t, {**inputs, **fed_elsewhere})
-            except Exception as e:
-                if not poisonous(e):
-                    raise
-                for store in task.stores:
-                    store.rollback()
-                for n in stateful:
-                    if getattr(n.op, "rejected", None):
-                        n.op.rejected.clear()  # type: ignore[attr-defined]
-                k = task.kill_all(e)
-                self.poison.note(
-                    f"batch {t} of {task.where()} failed in a stage that keeps state "
-                    f"({failure(e)}): its state changes are undone and all {k} of its "
-                    f"records are poison (on_error={self.app.settings.on_error})"
-                )
-                try:  # as if it had no input
-                    values = evaluate(body, t, {**merge_inputs(template, []), **fed_elsewhere})
-                except Exception as again:
-                    if not poisonous(again):
-                        raise
-                    for store in task.stores:
-                        store.rollback()
-                    raise stuck(again, t, task.where()) from again
-            for n in stateful:
-                rejected = getattr(n.op, "rejected", None)
-                if rejected:
-                    task.letters.extend(task.late(n, record, why) for record, why in rejected)
-                    rejected.clear()
-            results.append(values)
-        return merge_values(results)
-
     def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
         began = time.time()
-        values, count, letters = self._evaluate(stage, t, tps)
+        result = self.runner.run(stage, t, tps)
+        values, count, letters = result.values, result.count, result.letters
+        self._dirty.update(result.stores)
         if letters:  # dead letters go out with the batch's outputs (its transaction)
             self.poison.handle(letters, self._send_dead_letter)
         refused = []

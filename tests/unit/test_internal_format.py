@@ -63,7 +63,7 @@ def crafted(tmp_path) -> list[tuple[str, list | None, bytes]]:
 
 @pytest.mark.parametrize("case", range(4))
 def test_a_pickle_in_a_repartition_topic_is_not_read(monkeypatch, tmp_path, case):
-    w = offline_worker(monkeypatch, word_count(tmp_path), {"lines": 1, "out": 1})
+    w = offline_worker(word_count(tmp_path), {"lines": 1, "out": 1})
     what, headers, value = crafted(tmp_path)[case]
     good = marker_msg(TOPIC, 0, 0, T, (("lines", 0),), 1)
     bad = msg(TOPIC, 0, 1, value, ts=T, headers=headers)
@@ -78,7 +78,7 @@ def test_a_pickle_in_a_repartition_topic_is_not_read(monkeypatch, tmp_path, case
 
 
 def test_a_frame_msgpack_cannot_read_stops_the_worker(monkeypatch, tmp_path):
-    w = offline_worker(monkeypatch, word_count(tmp_path), {"lines": 1, "out": 1})
+    w = offline_worker(word_count(tmp_path), {"lines": 1, "out": 1})
     garbage = msg(TOPIC, 0, 4, b"\xc1\x00", ts=T, headers=CODEC.headers)
     with pytest.raises(FormatError, match=rf"{TOPIC}\[0\]@4: a record that msgpack/1 cannot"):
         feed(w, 1, [garbage])
@@ -149,7 +149,7 @@ def points(tmp_path, serde=None, **settings) -> kstream.App:
 
 def run_points(monkeypatch, app) -> list[tuple[bytes, bytes]]:
     """Stage 0 on two lines, its frames into stage 1: the outputs."""
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"a")])
     w._process(w.stages[0], T, (("lines", 0),))
     sent = w.producer.to(POINTS)
@@ -161,7 +161,7 @@ def run_points(monkeypatch, app) -> list[tuple[bytes, bytes]]:
 
 
 def test_a_value_msgpack_does_not_carry_stops_the_worker_naming_the_operator(monkeypatch, tmp_path):
-    w = offline_worker(monkeypatch, points(tmp_path), {"lines": 1, "out": 1})
+    w = offline_worker(points(tmp_path), {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a")])
     with pytest.raises(FormatError) as e:
         w._process(w.stages[0], T, (("lines", 0),))
@@ -237,7 +237,7 @@ def stateful_worker(monkeypatch, tmp_path, serde):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     counts = app.stream("lines").map(lambda w: (w, 1))
     counts.update_state_by_key(count_points, serde=serde).map_values(lambda p: p.x).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (node,) = w.stores.nodes["p--update_state_by_key.count_points--repartition"]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 0, [msg("lines", 0, 0, b"a")])

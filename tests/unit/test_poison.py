@@ -17,7 +17,6 @@ from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.worker import Worker
 from tests.unit.offline import (
     CODEC,
-    FakeAdmin,
     FakeProducer,
     feed,
     frame_msg,
@@ -64,8 +63,8 @@ def source_app(**settings):
 
 def test_culprits_are_isolated_and_dead_lettered_as_they_were_read(monkeypatch, tmp_path):
     app = source_app(state_dir=str(tmp_path))
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1}, FakeProducer(full_once=True))
-    assert FakeAdmin.created == {"p-dlq": 1}
+    w = offline_worker(app, {"lines": 2, "out": 1}, FakeProducer(full_once=True))
+    assert w.admin_factory.created == {"p-dlq": 1}
     bad_json = b'{"w": "x", "n": '
     msgs = [
         msg("lines", 0, 0, good("a", 1), key=b"k0"),
@@ -143,7 +142,7 @@ def test_a_batch_that_fails_only_with_its_records_together_is_dead_lettered_whol
 
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").transform(pairs_only_alone).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    w = offline_worker(app, {"lines": 2, "out": 1})
     feed(
         w,
         0,
@@ -170,8 +169,8 @@ def test_a_batch_that_fails_only_with_its_records_together_is_dead_lettered_whol
 
 def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path, caplog):
     app = source_app(state_dir=str(tmp_path), on_error="skip")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    assert w.dlq_topic is None and FakeAdmin.created == {}
+    w = offline_worker(app, {"lines": 1, "out": 1})
+    assert w.dlq_topic is None and w.admin_factory.created == {}
     feed(w, 0, [msg("lines", 0, i, good("a", i % 3)) for i in range(6)])
     with caplog.at_level(logging.WARNING, "kstream.poison"):
         w._process(w.stages[0], T, (("lines", 0),))
@@ -191,7 +190,7 @@ def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path,
 
 def test_fail_stops_with_one_line_naming_the_record(monkeypatch, tmp_path):
     app = source_app(state_dir=str(tmp_path), on_error="fail")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, good("a", 1)), msg("lines", 0, 1, b"not json")])
     with pytest.raises(PoisonRecordError) as e:
         w._process(w.stages[0], T, (("lines", 0),))
@@ -206,7 +205,7 @@ def test_a_record_that_fails_for_one_of_two_readers_is_poison_for_both(monkeypat
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").to("raw")
     app.stream("lines", value_serde="int").to("ints")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "raw": 1, "ints": 1})
+    w = offline_worker(app, {"lines": 1, "raw": 1, "ints": 1})
     feed(w, 0, [msg("lines", 0, 0, b"1"), msg("lines", 0, 1, b"x"), msg("lines", 0, 2, b"3")])
     w._process(w.stages[0], T, (("lines", 0),))
     assert [r["value"] for r in w.producer.to("raw")] == [b"1", b"3"]
@@ -227,7 +226,7 @@ def test_a_failing_sink_makes_the_whole_batch_poison_and_drops_its_outputs(monke
     s = app.stream("lines")
     s.to("out")
     s.foreach_batch(sink)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     waited = virtual_sleep(app, "foreach_batch")
     feed(w, 0, [msg("lines", 0, 0, b"ok"), msg("lines", 0, 1, b"boom")])
     w._process(w.stages[0], T, (("lines", 0),))
@@ -262,7 +261,7 @@ def test_a_sink_that_fails_once_is_retried_and_its_batch_is_not_poison(monkeypat
     s = app.stream("lines")
     s.to("out")
     s.foreach_batch(write, retries=2, backoff=0.5)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     waited = virtual_sleep(app, "foreach_batch")
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"b")])
     w._process(w.stages[0], T, (("lines", 0),))
@@ -279,7 +278,7 @@ def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tm
 
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").transform(broken).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a")])
     with pytest.raises(PoisonRecordError, match="even without any input record"):
         w._process(w.stages[0], T, (("lines", 0),))
@@ -300,7 +299,7 @@ def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, 
         .map(lambda kv: (kv[0], 6 // (kv[1] - 2)))
         .to("out")
     )
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     assert w.exchange_partitions == {topic: 1}
     feed(w, 1, exchange_msgs(topic, 0, [("a", 1), ("b", 2), ("c", 5)]))
@@ -322,7 +321,7 @@ def test_a_poison_record_in_a_frame_of_several_goes_alone(monkeypatch, tmp_path)
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(operator.add).map(
         lambda kv: (kv[0], 6 // (kv[1] - 2))
     ).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     frame = frame_msg(topic, 0, 7, T, [("a", 1), ("b", 2), ("c", 5)], WRITER)
     feed(w, 1, [frame, marker_msg(topic, 0, 8, T, (("lines", 0),), WRITER)])
@@ -348,7 +347,7 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
         return state
 
     app = stateful_app(tmp_path, collect)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
@@ -390,7 +389,7 @@ def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
         return 1
 
     app = stateful_app(tmp_path, boom)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
@@ -410,7 +409,7 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key_and_session(
         operator.add, 2.0, late="dlq"
     ).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     assert w.dlq_topic == "p-dlq"
     (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
@@ -509,7 +508,7 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
     # a task with no records in a batch still runs it (its states are emitted), also
     # when it is not the first task of the run
     app = stateful_app(tmp_path, lambda values, state: sum(values) + (state or 0))
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    w = offline_worker(app, {"lines": 2, "out": 1})
     (topic,) = w.exchange_partitions
     assert w.exchange_partitions == {topic: 2}
     (node,) = w.stores.nodes[topic]

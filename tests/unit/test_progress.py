@@ -64,7 +64,7 @@ def test_metadata_not_ours_is_no_closings():
 def upper(monkeypatch, tmp_path):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(str.upper).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     return w
 
 
@@ -112,7 +112,7 @@ def test_without_closings_the_next_owner_processes_them_again(monkeypatch, tmp_p
 def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_path):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(lambda x, y: x + y).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     tp = (topic, 0)
     stage = w.stages[1]

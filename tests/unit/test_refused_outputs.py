@@ -28,7 +28,7 @@ def render(line: str):
 def refusing_worker(monkeypatch, tmp_path, producer: FakeProducer, **settings) -> Worker:
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path), **settings)
     app.stream("lines").map(render).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1}, producer)
+    w = offline_worker(app, {"lines": 1, "out": 1}, producer)
     lines = [b"a", b"size 300", b"b", b"size 5000"]
     feed(w, 0, [msg("lines", 0, i, line) for i, line in enumerate(lines)])
     return w
@@ -100,7 +100,7 @@ def test_a_topic_the_worker_may_not_write_makes_its_records_poison(monkeypatch, 
     lines = app.stream("lines")
     lines.to("out")
     lines.to("audit")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1, "audit": 1}, producer)
+    w = offline_worker(app, {"lines": 1, "out": 1, "audit": 1}, producer)
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"b")])
     w._process(w.stages[0], T, SOURCE)
     assert [r["value"] for r in producer.to("out")] == [b"a", b"b"]
@@ -127,7 +127,7 @@ def test_a_refused_repartition_record_fails_the_step_naming_its_topic(monkeypatc
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(render).group_by_key().to("out")
     producer = FakeProducer()
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1}, producer)
+    w = offline_worker(app, {"lines": 1, "out": 1}, producer)
     (exchange,) = w.plan.exchanges
     repartition = exchange.topic
     producer.max_bytes[repartition] = 1000
@@ -151,7 +151,7 @@ def test_a_record_refused_in_a_delivery_report_is_dead_lettered_when_its_step_is
     # the failed step's delivery reports: both large outputs refused, and (in an earlier
     # redo) the dead letter of the larger one too
     w.delivery = OfflineDelivery(
-        [
+        refused=[
             report("out", b"size", b"x" * 300),
             report("out", b"size", big),
             report("p-dlq", b"size", big),
@@ -234,16 +234,9 @@ def test_a_restart_after_a_failed_step_makes_an_exactly_once_redo_report_each(
             self.producer = FakeProducer()
             made.append(report_each)
 
-    class Member:
-        def assignment(self):
-            return []
-
-    monkeypatch.setattr("kstream.worker.ExactlyOnce", Recorded)
     app = kstream.App("p", state_dir=str(tmp_path), guarantee="exactly-once")
     app.stream("lines").to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    w.consumer = Member()
-    w._connect()
+    w = offline_worker(app, {"lines": 1, "out": 1}, delivery_factory=Recorded)
     w._failures = 1  # as _restart counts them
     w._connect()
     assert made == [False, True]
