@@ -29,37 +29,31 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from kstream.checkpoint import Checkpoint, commit_offsets
 from kstream.clocks import TP
-from kstream.codec import Codec, codecs, unwritable
+from kstream.codec import Codec, codecs
 from kstream.delivery import (
     Delivery,
     FencedError,
-    RefusedError,
     SendFailedError,
     StepAbortedError,
     claim_transactional_id,
     fenced,
     open_delivery,
-    produce_retrying,
 )
 from kstream.errors import ConfigError, FormatError
-from kstream.graph import Node, require_output
-from kstream.kafka import exchange
+from kstream.graph import require_output
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
 from kstream.names import parse_internal
 from kstream.observe.observer import Observer
 from kstream.ops.stateful import Stateful
-from kstream.partitioning import partitioner
 from kstream.plan import Plan, compile_plan
 from kstream.poison import (
-    DeadLetter,
     Poison,
-    operator_name,
 )
 from kstream.progress import Closings
 from kstream.runner import BatchRunner
-from kstream.serde import serializer
 from kstream.stages import (
     ExchangeStage,
     PoisonRecordError,
@@ -68,7 +62,6 @@ from kstream.stages import (
     upstream_tasks,
 )
 from kstream.state.changelog import changelog_topic
-from kstream.state.rocks import RocksStore
 from kstream.state.tasks import TaskStores, check_state_dir, store_shape
 
 if TYPE_CHECKING:
@@ -133,8 +126,7 @@ class Worker:
         self.exchange_partitions: dict[str, int] = {}
         self.batches_done = 0
         self.consumer: Consumer | None = None
-        self.delivery: Delivery | None = None
-        self.producer = None  # the delivery's producer of outputs (hot path)
+        self.checkpoint: Checkpoint | None = None
         self.restarts = 0
         self.restore_slice = 0.5  # seconds of restoring per iteration (others run between)
         self._failures = 0  # failed steps in a row (for the back-off)
@@ -155,18 +147,16 @@ class Worker:
         self._lag_checked = 0.0
         self._left_due = False  # the last step stopped with batches still due
         self.stores: TaskStores | None = None
-        self._dirty: set[RocksStore] = set()
-        # (topic, key, value) -> (error, batch) of the records Kafka refused for good in
-        # delivery reports of a failed step: its redo dead-letters them instead, until a
-        # step that wrote their batch to their topic (`_written`) has committed
-        self._refused: dict[tuple[str, Any, Any], tuple[KafkaError, int]] = {}
-        self._written: dict[str, int] = {}  # while some are: per topic, the step's last batch
         self.codecs = codecs()
         # per repartition topic: its codec, and the operator it feeds (errors name it)
         self._exchange_codecs: dict[str, Codec] = {
             x.topic: self.codecs[x.serde] for x in self.plan.exchanges
         }
-        self._targets = {x.topic: x.target for x in self.plan.exchanges}
+
+    @property
+    def delivery(self) -> Delivery | None:
+        """The current incarnation's producers (the checkpoint writes through them)."""
+        return self.checkpoint.delivery if self.checkpoint is not None else None
 
     # -- start -----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -210,21 +200,14 @@ class Worker:
         self.runner = BatchRunner(self.poison, self.stores)
         self.partitions = {**known, **wanted}
         self._build_stages()
-        self._serializers = {
-            n: (
-                serializer(n.op.key_serde, "key_serde"),
-                serializer(n.op.value_serde, "value_serde"),
-            )
-            for s in self.plan.stages
-            for n in s.sinks
-        }
-        writers = defaultdict(list)  # the operators writing each output topic
-        for n in self._serializers:
-            writers[n.op.topic].append(n.name)  # type: ignore[attr-defined]
-        self._writers = {topic: ", ".join(names) for topic, names in writers.items()}
-        self._partitioners = {
-            x.topic: partitioner(x.shuffle.by, wanted[x.topic]) for x in self.plan.exchanges
-        }
+        self.checkpoint = Checkpoint(
+            self.app.app_id,
+            self.plan,
+            self.partitions,
+            self._exchange_codecs,
+            self.poison,
+            self.observer,
+        )
 
     def _build_stages(self) -> None:
         """Fresh run-time stages: no partitions, no open batches."""
@@ -321,10 +304,9 @@ class Worker:
                 )
             transactional_id = self._transactional_id
         # after a failed step, an exactly-once delivery learns what Kafka refuses
-        self.delivery = self.delivery_factory(
+        self.checkpoint.delivery = self.delivery_factory(
             self.brokers, self.kafka, on_problem, transactional_id, report_each=self._failures > 0
         )
-        self.producer = self.delivery.producer
         if self.consumer is not None:
             self._rewind()
             return
@@ -367,18 +349,11 @@ class Worker:
         no rebalance, and none that Tansu never completes (a member that leaves while it
         leads a forming generation stays its leader: workers restarting together, as after
         a broker restart, got no partitions back)."""
-        if self.delivery is not None:
-            self.delivery.abandon()
-            for m in self.delivery.refused:  # outputs and dead letters (not internal records)
-                if m.topic() in self._writers or m.topic() == self.dlq_topic:
-                    self._refused[m.topic(), m.key(), m.value()] = (m.error(), m.timestamp()[1])
-            self._written.clear()
-            self.delivery = self.producer = None
+        self.checkpoint.abandon()
         if self.consumer is not None and not keep_consumer:
             self.consumer.close()  # its revocation callback closes the task stores
             self.consumer = None
         self.stores.close()
-        self._dirty.clear()
 
     def _restart(self, error: Exception) -> None:
         """Kafka failed a step for good: start over from the committed offsets, after a
@@ -520,7 +495,7 @@ class Worker:
         self._ingest(msgs, now_ms)
         if self._probe_at is not None and time.monotonic() >= self._probe_at:
             self._probe_broker()
-        # a batch found due now became due after the previous look (see _process), or
+        # a batch found due now became due after the previous look (see run_batch), or
         # earlier if the previous step left due batches for this one
         if not self._left_due:
             self._due_since = self._due_checked
@@ -537,23 +512,9 @@ class Worker:
                     stage.open.times()[:3],
                 )
         if done:
-            finishing = time.monotonic()
-            self._write_changelogs()
-            self.delivery.finish(self.consumer, self._offsets())
-            self.observer.metrics.committed(time.monotonic() - finishing)
-            self.observer.acknowledged()
-            changelog_next = self.delivery.changelog_next
-            for store in self._dirty:  # durable: now the local stores may follow
-                store.commit(changelog_next.pop(store.changelog_key, None))
-            self._dirty.clear()
+            self.checkpoint.finish(self.consumer, commit_offsets(self.stages))
             self.batches_done += done
             self._failures = 0
-            if self._refused:  # forget those whose batch is now committed without them
-                written = self._written
-                self._refused = {
-                    k: (e, t) for k, (e, t) in self._refused.items() if t > written.get(k[0], t - 1)
-                }
-                written.clear()
         self._report_progress()
         return done
 
@@ -573,8 +534,8 @@ class Worker:
                 if not runs:
                     break
                 if not done:
-                    self.delivery.begin()
-                self._process(stage, *runs[0])
+                    self.checkpoint.begin()
+                self.run_batch(stage, *runs[0])
                 self.observer.beat()
                 done += 1
         return done
@@ -660,145 +621,17 @@ class Worker:
             return
         self.observer.ready(True, "the broker is reachable again")
 
-    def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
+    def run_batch(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
+        """Run batch t of a stage over partitions tps and write it into the step."""
         began = time.time()
         result = self.runner.run(stage, t, tps)
-        values, count, letters = result.values, result.count, result.letters
-        self._dirty.update(result.stores)
-        if letters:  # dead letters go out with the batch's outputs (its transaction)
-            self.poison.handle(letters, self._send_dead_letter)
-        refused = []
-        for node in stage.stage.sinks:
-            records = values.get(node)
-            if records:
-                left_out = self._produce_outputs(node, records, t)
-                self.observer.produced(node.op.topic, len(records) - len(left_out))
-                refused += left_out
-        if refused:
-            self.poison.handle(refused, self._send_dead_letter)
-        self.poison.tick()
-        if self._refused:  # the redo of a failed step: which batches it wrote where
-            for topic in [*(n.op.topic for n in stage.stage.sinks), self.dlq_topic]:
-                self._written[topic] = max(t, self._written.get(topic, t))
-        writer = exchange.new_writer()  # this run of the batch, in case it is redone
-        for x in stage.stage.writes:
-            sides = []
-            for side, node in enumerate(x.sides):
-                records = values.get(node)
-                if records is None:
-                    continue
-                sides.append(side)
-                self._produce_exchange(x.topic, side, records, t, writer)
-            codec = self._exchange_codecs[x.topic]
-            marker = exchange.encode_marker(t, tps, tuple(sides), writer, codec)
-            for p in range(self.exchange_partitions[x.topic]):
-                self._send(x.topic, marker, None, t, p, codec.headers)
+        self.checkpoint.write(stage, t, tps, result)
         if stage.stage.index == 0:
             # Scheduling delay: from when the batch could first have run to the start of
             # its job. That is the end of its interval plus the lateness, or, if later, the
             # previous look at due batches (it was not due then: its records had not come).
             could_run = max(t / 1000 + self.app.settings.allowed_lateness, self._due_since)
-            self.observer.batch(t, count, time.time() - began, max(0.0, began - could_run))
-
-    def _send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
-        """A poison record to the dead-letter topic, through the producer of the step's
-        outputs: flushed with them (in their transaction) before the offsets move on. One
-        that Kafka refuses whole (too large for the dead-letter topic as well) goes again
-        without its key, value and own headers."""
-        report = self.delivery.report  # type: ignore[union-attr]
-        if (topic, letter.key, letter.value) not in self._refused:
-            headers = letter.kafka_headers(self.app.app_id)
-            try:
-                produce_retrying(
-                    self.producer,  # type: ignore[arg-type]
-                    topic,
-                    letter.value,
-                    letter.key,
-                    timestamp=letter.timestamp,
-                    headers=headers,
-                    on_delivery=report,
-                )
-                return
-            except RefusedError:
-                if letter.key is None and letter.value is None:
-                    raise  # nothing to leave out: the dead-letter topic refuses records
-        headers = letter.kafka_headers(self.app.app_id, whole=False)
-        produce_retrying(
-            self.producer,  # type: ignore[arg-type]
-            topic,
-            timestamp=letter.timestamp,
-            headers=headers,
-            on_delivery=report,
-        )
-
-    def _produce_outputs(self, node: Node, records: list, t: int) -> list[DeadLetter]:
-        """A sink's records to its topic. Returns the poison records: those Kafka refuses
-        for good, now or in a failed run of the step (`_refused`)."""
-        topic = node.op.topic  # type: ignore[attr-defined]
-        kser, vser = self._serializers[node]
-        producer, refused = self.producer, self._refused
-        report = self.delivery.report  # type: ignore[union-attr]
-        letters = []
-        for r in records:
-            if type(r) is tuple and len(r) == 2:
-                key, value = kser(r[0]), vser(r[1])
-            else:
-                key, value = None, vser(r)
-            known = refused.get((topic, key, value)) if refused else None
-            if known is not None:
-                error = known[0]
-            else:
-                try:
-                    produce_retrying(producer, topic, value, key, -1, t, None, report)  # type: ignore[arg-type]
-                    continue
-                except RefusedError as e:
-                    error = e.error
-            writers = self._writers[topic]
-            letters.append(
-                DeadLetter.refused(error.name(), error.str(), writers, topic, key, value, t)
-            )
-        return letters
-
-    def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
-        """A batch's records for a repartition topic, in frames of its format; a record
-        the format cannot write stops the worker, naming the operator it was for."""
-        codec = self._exchange_codecs[topic]
-        try:
-            frames = list(
-                exchange.frames(t, side, records, writer, self._partitioners[topic], codec)
-            )
-        except Exception as e:
-            what = f"{operator_name(self._targets[topic])}: a record for {topic}"
-            raise unwritable(e, codec, what) from e
-        for p, frame in frames:
-            self._send(topic, frame, None, t, p, codec.headers)
-
-    def _send(
-        self,
-        topic: str,
-        value: Any,
-        key: Any,
-        t: int,
-        partition: int = -1,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        produce_retrying(self.producer, topic, value, key, partition, t, headers)  # type: ignore[arg-type]
-
-    def _write_changelogs(self) -> None:
-        for store in self._dirty:
-            topic, p = store.changelog_key
-            headers = store.codec.headers
-            for key, value in store.changes():
-                self.delivery.send_changelog(topic, p, key, value, headers)
-
-    def _offsets(self) -> list[TopicPartition]:
-        """Per assigned partition, the lowest offset not yet in a processed batch."""
-        return [
-            TopicPartition(topic, p, offset, metadata=stage.progress((topic, p), offset))
-            for stage in self.stages
-            for (topic, p), offset in stage.open.commit_offsets().items()
-            if (topic, p) in stage.assigned
-        ]
+            self.observer.batch(t, result.count, time.time() - began, max(0.0, began - could_run))
 
     def close(self) -> None:
         self.stopping.set()

@@ -175,7 +175,7 @@ def test_outputs_refused_in_delivery_reports_are_left_out_of_the_redo(
         # each refusal failed its step once (the outputs' and, in the redo, their dead
         # letters'); exactly-once first learns which records, in a redo reporting each
         assert worker.restarts >= 2
-        assert worker._refused == {}  # the redo caught up: forgotten
+        assert worker.checkpoint.refused == {}  # the redo caught up: forgotten
     finally:
         worker.close()
     check_outputs(bootstrap, out, f"{app_id}-dlq", app_id)

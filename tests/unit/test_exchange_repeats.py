@@ -45,10 +45,10 @@ class Repartition:
     def run_due(self):
         stage = self.w.stages[1]
         for t, tps in stage.due(0):
-            self.w._process(stage, t, tps)
+            self.w.run_batch(stage, t, tps)
 
     def counts(self):
-        return [(r["timestamp"], r["key"], r["value"]) for r in self.w.producer.to("out")]
+        return [(r["timestamp"], r["key"], r["value"]) for r in self.w.delivery.producer.to("out")]
 
 
 def test_the_records_of_a_run_killed_before_its_marker_are_not_counted(monkeypatch, tmp_path):

@@ -151,20 +151,20 @@ def run_points(monkeypatch, app) -> list[tuple[bytes, bytes]]:
     """Stage 0 on two lines, its frames into stage 1: the outputs."""
     w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"a")])
-    w._process(w.stages[0], T, (("lines", 0),))
-    sent = w.producer.to(POINTS)
+    w.run_batch(w.stages[0], T, (("lines", 0),))
+    sent = w.delivery.producer.to(POINTS)
     assert {tuple(r["headers"]) for r in sent} == {((HEADER, b"pickle/1"),)}
     msgs = [msg(POINTS, 0, i, r["value"], ts=T, headers=r["headers"]) for i, r in enumerate(sent)]
     feed(w, 1, msgs)
-    w._process(w.stages[1], T, ((POINTS, 0),))
-    return [(r["key"], r["value"]) for r in w.producer.to("out")]
+    w.run_batch(w.stages[1], T, ((POINTS, 0),))
+    return [(r["key"], r["value"]) for r in w.delivery.producer.to("out")]
 
 
 def test_a_value_msgpack_does_not_carry_stops_the_worker_naming_the_operator(monkeypatch, tmp_path):
     w = offline_worker(points(tmp_path), {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a")])
     with pytest.raises(FormatError) as e:
-        w._process(w.stages[0], T, (("lines", 0),))
+        w.run_batch(w.stages[0], T, (("lines", 0),))
     message = str(e.value)
     assert message.startswith(
         "reduce_by_key.add_points (tests.unit.test_internal_format.add_points): a record for "
@@ -241,14 +241,14 @@ def stateful_worker(monkeypatch, tmp_path, serde):
     (node,) = w.stores.nodes["p--update_state_by_key.count_points--repartition"]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 0, [msg("lines", 0, 0, b"a")])
-    w._process(w.stages[0], T, (("lines", 0),))
+    w.run_batch(w.stages[0], T, (("lines", 0),))
     topic = "p--update_state_by_key.count_points--repartition"
-    sent = w.producer.to(topic)
+    sent = w.delivery.producer.to(topic)
     feed(
         w, 1, [msg(topic, 0, i, r["value"], ts=T, headers=r["headers"]) for i, r in enumerate(sent)]
     )
-    w._process(w.stages[1], T, ((topic, 0),))
-    w.delivery = Delivery()
+    w.run_batch(w.stages[1], T, ((topic, 0),))
+    w.checkpoint.delivery = Delivery()
     return w, store
 
 
@@ -258,7 +258,7 @@ def test_a_user_class_in_state_on_kafka_stops_the_worker_naming_the_operator(mon
         with pytest.raises(
             FormatError, match=r"^update_state_by_key\.count_points \(.*count_points\): a val"
         ):
-            w._write_changelogs()
+            w.checkpoint.write_changelogs()
     finally:
         store.close()
 
@@ -266,7 +266,7 @@ def test_a_user_class_in_state_on_kafka_stops_the_worker_naming_the_operator(mon
 def test_with_the_opt_in_the_changelog_is_pickle_and_says_so(monkeypatch, tmp_path):
     w, store = stateful_worker(monkeypatch, tmp_path, "pickle")
     try:
-        w._write_changelogs()
+        w.checkpoint.write_changelogs()
         (record, marker) = w.delivery.sent
         assert record[0] == CHANGELOG and record[4] == [(HEADER, b"pickle/1")]
         assert pickle.loads(record[3]).x == 1
