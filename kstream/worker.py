@@ -22,7 +22,6 @@ import gc
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
@@ -45,24 +44,19 @@ from kstream.errors import ConfigError, FormatError
 from kstream.graph import require_output
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
-from kstream.names import parse_internal
+from kstream.membership import Membership
 from kstream.observe.observer import Observer
-from kstream.ops.stateful import Stateful
 from kstream.plan import Plan, compile_plan
 from kstream.poison import (
     Poison,
 )
-from kstream.progress import Closings
+from kstream.prepare import build_stages, prepare_state, prepare_topics
 from kstream.runner import BatchRunner
 from kstream.stages import (
-    ExchangeStage,
     PoisonRecordError,
-    SourceStage,
     StageRuntime,
-    upstream_tasks,
 )
-from kstream.state.changelog import changelog_topic
-from kstream.state.tasks import TaskStores, check_state_dir, store_shape
+from kstream.state.tasks import TaskStores, check_state_dir
 
 if TYPE_CHECKING:
     from kstream.app import App
@@ -132,9 +126,6 @@ class Worker:
         self._failures = 0  # failed steps in a row (for the back-off)
         self._probe_at: float | None = None  # when to ask whether the broker is back
         self._transactional_lock = None
-        # assigned partitions' closings from their previous owners' commits, until the
-        # partitions join their stages (kstream/progress.py)
-        self._handed: dict[TP, Closings] = {}
         self.observer = Observer(
             app.app_id,
             app.batch_interval,
@@ -148,7 +139,7 @@ class Worker:
         self._left_due = False  # the last step stopped with batches still due
         self.stores: TaskStores | None = None
         self.codecs = codecs()
-        # per repartition topic: its codec, and the operator it feeds (errors name it)
+        # per repartition topic: its internal format
         self._exchange_codecs: dict[str, Codec] = {
             x.topic: self.codecs[x.serde] for x in self.plan.exchanges
         }
@@ -170,36 +161,34 @@ class Worker:
         if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
             check_state_dir(self.app.settings.state_dir, self.app.app_id)
         admin = self.admin_factory(self.brokers, self.kafka)
-        known = admin.partitions()
         settings = self.app.settings
-        admin.require(self.plan.source_topics(), "source", known)
-        default_n = settings.repartition_partitions or max(
-            known[t] for t in self.plan.source_topics()
-        )
-        outputs = self.plan.output_topics()
-        if settings.create_topics:
-            missing = {t: default_n for t in outputs if t not in known}
-            admin.ensure(missing, known, settings.replication_factor, {})
-            known.update(missing)
-        else:
-            admin.require(outputs, "output", known, "create it first, or set create_topics=True")
-        wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
-        admin.ensure(wanted, known, settings.replication_factor, {})
+        known, wanted = prepare_topics(self.plan, settings, admin)
         self.exchange_partitions = wanted
         self.dlq_topic = self.plan.dlq_topic
-        if self.dlq_topic is not None and self.dlq_topic not in known:  # any size will do
-            admin.ensure({self.dlq_topic: 1}, known, settings.replication_factor, {})
         self.poison = Poison(
             self.app.app_id, settings.on_error, self.dlq_topic, self.observer.metrics
         )
-        for s in self.plan.stages:  # late="dlq" operators hand their late records over
-            for n in s.nodes:
-                if getattr(n.op, "late", None) == "dlq" and hasattr(n.op, "rejected"):
-                    n.op.rejected = []  # type: ignore[attr-defined]
-        self._prepare_state(admin, known, wanted)
-        self.runner = BatchRunner(self.poison, self.stores)
+        self.stores = prepare_state(
+            self.app.app_id,
+            settings,
+            self.plan,
+            admin,
+            known,
+            wanted,
+            self._exchange_codecs,
+            self.brokers,
+            self.kafka,
+            self.observer.metrics.restored,
+        )
         self.partitions = {**known, **wanted}
         self._build_stages()
+        self.runner = BatchRunner(self.poison, self.stores)
+        cooperative = "cooperative" in str(
+            self.kafka.get("partition.assignment.strategy", "cooperative")
+        )
+        self.membership = Membership(
+            self.topic_stage, self.stores, self.observer, self.stopping, cooperative
+        )
         self.checkpoint = Checkpoint(
             self.app.app_id,
             self.plan,
@@ -210,68 +199,18 @@ class Worker:
         )
 
     def _build_stages(self) -> None:
-        """Fresh run-time stages: no partitions, no open batches."""
-        settings, interval = self.app.settings, self.app.interval_ms
-        self.stages, self.topic_stage = [], {}
-        drain = max(
-            (getattr(n.op, "drain_ms", 0) for s in self.plan.stages for n in s.nodes), default=0
+        """Fresh run-time stages, in the same list and dict (membership reads them)."""
+        self.stages[:] = build_stages(
+            self.plan,
+            self.app.interval_ms,
+            self.app.settings,
+            self.partitions,
+            self._exchange_codecs,
         )
-        for stage in self.plan.stages:
-            if stage.index == 0:
-                runtime: StageRuntime = SourceStage(stage, interval, settings, drain)
-            else:
-                writer = self.plan.stages[stage.index - 1]
-                n = upstream_tasks(writer, self.partitions)
-                runtime = ExchangeStage(
-                    stage,
-                    interval,
-                    settings,
-                    {x.topic: n for x in stage.reads},
-                    {x.topic: self._exchange_codecs[x.topic] for x in stage.reads},
-                )
-            self.stages.append(runtime)
-            for topic in stage.input_topics():
+        self.topic_stage.clear()
+        for runtime in self.stages:
+            for topic in runtime.stage.input_topics():
                 self.topic_stage[topic] = runtime
-
-    def _prepare_state(self, admin: Admin, known: dict[str, int], wanted: dict[str, int]) -> None:
-        """Stores for the stateful operators: changelog topics, and a refusal to run over
-        state that a different pipeline left behind."""
-        by_topic: dict[str, list] = defaultdict(list)
-        for x in self.plan.exchanges:
-            if isinstance(x.target.op, Stateful):
-                by_topic[x.topic].append(x.target)
-        self.stores = TaskStores(
-            self.app.app_id,
-            self.app.settings.state_dir,
-            dict(by_topic),
-            {n: store_shape(n) for ns in by_topic.values() for n in ns},
-            {n: self._exchange_codecs[t] for t, ns in by_topic.items() for n in ns},
-            self.brokers,
-            self.kafka,
-            self.observer.metrics.restored,
-            wanted,
-            self.app.settings.state_memory_mb,
-        )
-        changelogs = {
-            t: wanted[x]
-            for x, ns in by_topic.items()
-            for t in (changelog_topic(self.app.app_id, n.name) for n in ns)
-        }
-        orphans = []  # state of operators the pipeline no longer has
-        for topic in known:
-            internal = parse_internal(self.app.app_id, topic)
-            if internal and internal[1] == "changelog" and topic not in changelogs:
-                orphans.append(internal[0])
-        if orphans:
-            raise ConfigError(
-                f"this app keeps state of operators its pipeline no longer has "
-                f"({', '.join(sorted(orphans))}): name the operator that should keep it "
-                f"so (name=...), or drop it with `kstream reset APP --operator "
-                f"{sorted(orphans)[0]}`"
-            )
-        admin.ensure(
-            changelogs, known, self.app.settings.replication_factor, {"cleanup.policy": "compact"}
-        )
 
     def start(self) -> None:
         # Everything built so far lives as long as the worker: keep it out of every
@@ -307,8 +246,14 @@ class Worker:
         self.checkpoint.delivery = self.delivery_factory(
             self.brokers, self.kafka, on_problem, transactional_id, report_each=self._failures > 0
         )
-        if self.consumer is not None:
-            self._rewind()
+        if self.consumer is not None:  # kept over a restart: rewound to the committed offsets
+            consumer = self.consumer
+            try:
+                self.membership.rewind(consumer)
+            except KafkaException:  # dropped: the next restart replaces it
+                self.consumer = None
+                consumer.close()
+                raise
             return
         config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
         # global errors (all brokers down, ...) come only through this callback, served
@@ -317,31 +262,10 @@ class Worker:
         self.consumer = self.consumer_factory(config)
         self.consumer.subscribe(
             list(self.topic_stage),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
+            on_assign=self.membership.on_assign,
+            on_revoke=self.membership.on_revoke,
+            on_lost=self.membership.on_lost,
         )
-
-    def _rewind(self) -> None:
-        """Take the kept member's partitions again, from their committed offsets: out of
-        librdkafka's assignment and back in without an offset (so it reads the committed
-        ones), through `_on_assign` into the fresh stages and stores. The group sees no
-        change. A member that cannot be rewound is dropped (the next restart replaces it)."""
-        consumer = self.consumer
-        assert consumer is not None
-        self._handed.clear()
-        try:
-            partitions = [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment()]
-            if not partitions:  # a member without partitions (more workers than them)
-                self.observer.ready(True, "assigned (no partitions)")
-                return
-            if self._cooperative:
-                consumer.incremental_unassign(partitions)
-            self._on_assign(consumer, partitions)
-        except KafkaException:
-            self.consumer = None
-            consumer.close()
-            raise
 
     def _disconnect(self, keep_consumer: bool) -> None:
         """Drop this incarnation: its producer(s), open batches and uncommitted state, and
@@ -383,78 +307,6 @@ class Worker:
                     raise FencedError(f"fenced while starting over: {again}") from again
                 error = again
 
-    # -- rebalance -------------------------------------------------------------------
-    @property
-    def _cooperative(self) -> bool:
-        return "cooperative" in str(self.kafka.get("partition.assignment.strategy", "cooperative"))
-
-    def _group(self, partitions: list[TopicPartition]) -> dict[StageRuntime, list[TP]]:
-        by_stage: dict[StageRuntime, list[TP]] = defaultdict(list)
-        for tp in partitions:
-            by_stage[self.topic_stage[tp.topic]].append((tp.topic, tp.partition))
-        return by_stage
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Take the partitions; those whose stores need restoring stay paused, out of
-        their stage, until `_restore` has rebuilt them (outside this callback, a slice
-        per iteration, so neither the group's poll deadline nor other tasks wait)."""
-        if self._cooperative:
-            consumer.incremental_assign(partitions)
-        else:
-            consumer.assign(partitions)
-        stateful = [p for p in partitions if self.stores.has_state(p.topic)]
-        if stateful:
-            consumer.pause(stateful)
-        self._handed.update(self._closings_committed(consumer, partitions))
-        for stage, tps in self._group(partitions).items():
-            stage.assign([tp for tp in tps if not self.stores.has_state(tp[0])], self._handed)
-            self.stores.assign(tps)
-        self.observer.metrics.rebalance("assign")
-        self.observer.ready(True, "assigned")
-        if partitions:
-            log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-
-    def _closings_committed(
-        self, consumer: Consumer, partitions: list[TopicPartition]
-    ) -> dict[TP, Closings]:
-        """What the partitions' previous owners committed beyond their offsets (which
-        records above them they processed, kstream/progress.py); on failure nothing,
-        and those records are processed again."""
-        if not partitions:
-            return {}
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as e:
-            log.warning("cannot read the committed offsets' metadata: %s", e.args[0].str())
-            return {}
-        out = {}
-        for tp in committed:
-            closings = Closings.parse(tp.metadata)
-            if closings is not None:
-                out[(tp.topic, tp.partition)] = closings
-        return out
-
-    def _on_revoke(
-        self, consumer: Consumer, partitions: list[TopicPartition], kind: str = "revoke"
-    ) -> None:
-        for tp in partitions:
-            self._handed.pop((tp.topic, tp.partition), None)
-        for stage, tps in self._group(partitions).items():
-            stage.revoke(tps)
-            self.stores.revoke(tps)
-        self.observer.metrics.rebalance(kind)
-        for tp in partitions:
-            self.observer.forget(tp.topic, tp.partition)
-        if partitions and not self.stopping.is_set():
-            log.warning(
-                "%s %s (their open batches go to the next owner)",
-                "revoked" if kind == "revoke" else "lost",
-                ", ".join(f"{p.topic}[{p.partition}]" for p in partitions),
-            )
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._on_revoke(consumer, partitions, "lost")
-
     # -- the loop --------------------------------------------------------------------
     def run(self, duration: float | None = None) -> None:
         """Check, start, loop until stop() or for `duration` seconds, then leave the group."""
@@ -490,7 +342,7 @@ class Worker:
         msgs = self.consumer.consume(self.max_poll_records, 0 if self._left_due else poll_timeout)
         self.observer.beat()
         if self.stores.restoring:
-            self._restore()
+            self.membership.restore(self.consumer, self.restore_slice)
         now_ms = int(time.time() * 1000)
         self._ingest(msgs, now_ms)
         if self._probe_at is not None and time.monotonic() >= self._probe_at:
@@ -539,19 +391,6 @@ class Worker:
                 self.observer.beat()
                 done += 1
         return done
-
-    def _restore(self) -> None:
-        """Advance the restores; a task whose stores are complete joins its stage (and
-        catches up there on its own) and its partition is read again."""
-        self.observer.ready(False, f"restoring the state of {self.stores.restoring} task(s)")
-        for (topic, p), through in self.stores.restore(self.restore_slice).items():
-            stage = self.topic_stage[topic]
-            stage.assign([(topic, p)], self._handed)
-            if through is not None:
-                stage.skip_through[(topic, p)] = through
-            self.consumer.resume([TopicPartition(topic, p)])
-        if not self.stores.restoring:
-            self.observer.ready(True, "state restored")
 
     def _report_progress(self) -> None:
         """Lag per partition (from the fetch's cached high watermark, see
