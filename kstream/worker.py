@@ -1,19 +1,17 @@
-"""The batch loop: read, close batches, run the pipeline, produce, flush, commit.
+"""The batch loop: poll, file records under their batches, run the due ones, checkpoint.
 
-One iteration, top to bottom (docs/design.md §5):
-  1. consume a bulk of records and file them under their batch;
-  2. for every stage, run each batch that is now due and produce its outputs, its
-     repartition records and its markers (in one transaction under exactly-once);
+One step, top to bottom (docs/design.md §5):
+  1. consume a bulk of records and file them under their batch (kstream/intake.py);
+  2. for every stage, run each batch that is now due (kstream/runner.py) and write its
+     outputs, repartition records and markers (kstream/checkpoint.py);
   3. make them durable and commit, per partition, the lowest offset not yet in a
-     processed batch (kstream/delivery.py: flush-then-commit, or the transaction);
+     processed batch (flush-then-commit, or the transaction: kstream/delivery.py);
   4. only then write the batches' state changes to the local stores.
 
 When Kafka fails the step for good (a send failed, the transaction aborted, the producer
 fenced or unusable after a broker restart), nothing of it counts: the worker drops its
-clients and in-memory batches and starts again from the committed offsets. An output Kafka
-refuses for good (kstream/delivery.py, `refused`) is a poison record instead: refused at
-produce(), it is handled at once; refused in a delivery report, it failed its step, and the
-redo of the step leaves it out.
+clients and in-memory batches and starts again from the committed offsets. Rebalances are
+kstream/membership.py's; the checks and topics before the start, kstream/prepare.py's.
 """
 
 from __future__ import annotations
@@ -23,14 +21,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 
 from kstream.checkpoint import Checkpoint, commit_offsets
 from kstream.clocks import TP
-from kstream.codec import Codec, codecs
+from kstream.codec import codecs
 from kstream.delivery import (
     Delivery,
     FencedError,
@@ -42,46 +39,31 @@ from kstream.delivery import (
 )
 from kstream.errors import ConfigError, FormatError
 from kstream.graph import require_output
+from kstream.intake import Intake, consumer_failed
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
 from kstream.membership import Membership
 from kstream.observe.observer import Observer
-from kstream.plan import Plan, compile_plan
-from kstream.poison import (
-    Poison,
-)
+from kstream.plan import compile_plan
+from kstream.poison import Poison
 from kstream.prepare import build_stages, prepare_state, prepare_topics
 from kstream.runner import BatchRunner
-from kstream.stages import (
-    PoisonRecordError,
-    StageRuntime,
-)
+from kstream.stages import PoisonRecordError, StageRuntime
 from kstream.state.tasks import TaskStores, check_state_dir
 
 if TYPE_CHECKING:
     from kstream.app import App
 
 log = logging.getLogger(__name__)
-_error = Message.error
-_topic = Message.topic
 
 # Kafka failed a step for good: the worker starts over from its committed offsets
 RESTARTABLE = (SendFailedError, StepAbortedError, KafkaException)
 # A step takes due batches for this long at most, then commits them and polls again, so
 # a backlog is checkpointed as it goes and stop requests and rebalances wait for one batch
 STEP_SECONDS = 1.0
-BROKER_PROBE_EVERY = 5.0  # seconds between metadata requests of an idle worker cut off
-UNREACHABLE = "broker unreachable"
 # The worker must not go on: a poison record under on_error="fail", a zombie, or a record
 # or value its internal format does not read or write
 WorkerStopped = (FencedError, PoisonRecordError, FormatError)
-
-
-def consumer_failed(error: BaseException) -> bool:
-    """Whether a restart must replace the group member too: a fatal error (e.g. its static
-    member id fenced). Other failures keep it, rewound to the committed offsets."""
-    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
-    return isinstance(err, KafkaError) and err.fatal()
 
 
 class Worker:
@@ -114,17 +96,16 @@ class Worker:
         self.delivery_factory = delivery_factory
         self.admin_factory = admin_factory
         self.stopping = threading.Event()
-        self.plan: Plan = compile_plan(app)
-        self.stages: list[StageRuntime] = []
+        self.plan = compile_plan(app)
+        self.stages: list[StageRuntime] = []  # filled in place: membership and intake read them
         self.topic_stage: dict[str, StageRuntime] = {}
         self.exchange_partitions: dict[str, int] = {}
-        self.batches_done = 0
         self.consumer: Consumer | None = None
         self.checkpoint: Checkpoint | None = None
-        self.restarts = 0
+        self.stores: TaskStores | None = None
+        self.batches_done = self.restarts = 0
         self.restore_slice = 0.5  # seconds of restoring per iteration (others run between)
         self._failures = 0  # failed steps in a row (for the back-off)
-        self._probe_at: float | None = None  # when to ask whether the broker is back
         self._transactional_lock = None
         self.observer = Observer(
             app.app_id,
@@ -134,48 +115,146 @@ class Worker:
             self.plan.describe,
             port_search=metrics_port_search,
         )
-        self.started_at = self._due_checked = self._due_since = time.time()
-        self._lag_checked = 0.0
+        self.intake = Intake(self.stages, self.topic_stage, self.observer, app.settings.late)
+        self._due_checked = self._due_since = time.time()
         self._left_due = False  # the last step stopped with batches still due
-        self.stores: TaskStores | None = None
-        self.codecs = codecs()
-        # per repartition topic: its internal format
-        self._exchange_codecs: dict[str, Codec] = {
-            x.topic: self.codecs[x.serde] for x in self.plan.exchanges
-        }
+        internal = codecs()  # per repartition topic: its internal format
+        self._exchange_codecs = {x.topic: internal[x.serde] for x in self.plan.exchanges}
 
     @property
     def delivery(self) -> Delivery | None:
         """The current incarnation's producers (the checkpoint writes through them)."""
         return self.checkpoint.delivery if self.checkpoint is not None else None
 
-    # -- start -----------------------------------------------------------------------
+    # -- the loop --------------------------------------------------------------------
+    def run(self, duration: float | None = None) -> None:
+        """Check, start, loop until stop() or for `duration` seconds, then leave the group."""
+        self.prepare()
+        self.start()
+        try:
+            self.loop(duration)
+        finally:
+            self.close()
+
+    def loop(self, duration: float | None = None) -> None:
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self.stopping.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            try:
+                self.step()
+            except RESTARTABLE as e:
+                if fenced(e) or getattr(self.delivery, "fenced", False):
+                    raise FencedError(
+                        f"another worker took over this worker's transactional id ({e}); "
+                        "stopping this one"
+                    ) from e
+                self._restart(e)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def step(self, poll_timeout: float = 0.1) -> int:
+        """One iteration of the loop; returns how many batches it processed."""
+        assert self.consumer is not None
+        # no wait for records while due batches are left over from the previous step
+        msgs = self.consumer.consume(self.max_poll_records, 0 if self._left_due else poll_timeout)
+        self.observer.beat()
+        if self.stores.restoring:
+            self.membership.restore(self.consumer, self.restore_slice)
+        now_ms = int(time.time() * 1000)
+        self.intake.ingest(msgs, now_ms)
+        self.intake.probe(self.consumer)
+        # a batch found due now became due after the previous look (see run_batch), or
+        # earlier if the previous step left due batches for this one
+        if not self._left_due:
+            self._due_since = self._due_checked
+        self._due_checked = now_ms / 1000
+        done = self._run_due(now_ms)
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_stages(now_ms)
+        if done:
+            self.checkpoint.finish(self.consumer, commit_offsets(self.stages))
+            self.batches_done += done
+            self._failures = 0
+        self._report_progress()
+        return done
+
+    def _run_due(self, now_ms: int) -> int:
+        """Process the due batches, stage by stage and one at a time: a stop request, or
+        the end of the stage's time in this step, leaves the rest due (not closed) for the
+        next step or the partitions' next owner. Returns how many ran."""
+        done = 0
+        self._left_due = False
+        for stage in self.stages:
+            until = time.monotonic() + STEP_SECONDS
+            while True:
+                if self.stopping.is_set() or (done and time.monotonic() >= until):
+                    self._left_due = True
+                    break
+                runs = stage.due(now_ms, limit=1)
+                if not runs:
+                    break
+                if not done:
+                    self.checkpoint.begin()
+                self.run_batch(stage, *runs[0])
+                self.observer.beat()
+                done += 1
+        return done
+
+    def run_batch(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
+        """Run batch t of a stage over partitions tps and write it into the step."""
+        began = time.time()
+        result = self.runner.run(stage, t, tps)
+        self.checkpoint.write(stage, t, tps, result)
+        if stage.stage.index == 0:
+            # Scheduling delay: from when the batch could first have run to the start of
+            # its job. That is the end of its interval plus the lateness, or, if later, the
+            # previous look at due batches (it was not due then: its records had not come).
+            could_run = max(t / 1000 + self.app.settings.allowed_lateness, self._due_since)
+            self.observer.batch(t, result.count, time.time() - began, max(0.0, began - could_run))
+
+    def _log_stages(self, now_ms: int) -> None:
+        for stage in self.stages:
+            log.debug(
+                "stage %d: watermark=%s closed_through=%s partitions=%s open=%s",
+                stage.stage.index,
+                stage.watermark(now_ms),
+                stage.closer.closed_through,
+                stage.closed,
+                stage.open.times()[:3],
+            )
+
+    def _report_progress(self) -> None:
+        """Lag and watermark (kstream/intake.py) and the stores' sizes, once a second."""
+        if self.consumer is not None and self.intake.report_lag(self.consumer):
+            for store, keys in self.stores.sizes().items():
+                self.observer.state_size(store, keys)
+
+    # -- start, restart, close ---------------------------------------------------------
     def prepare(self) -> None:
         """Check brokers and topics and create internal topics; ConfigError if wrong."""
         require_output(self.app.nodes)
         if not self.app.uses_kafka():
             raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
-        transactional_id_file = (
-            self.app.settings.guarantee == "exactly-once" and not self.group_instance_id
-        )
+        app_id, settings = self.app.app_id, self.app.settings
+        transactional_id_file = settings.guarantee == "exactly-once" and not self.group_instance_id
         if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
-            check_state_dir(self.app.settings.state_dir, self.app.app_id)
+            check_state_dir(settings.state_dir, app_id)
         admin = self.admin_factory(self.brokers, self.kafka)
-        settings = self.app.settings
         known, wanted = prepare_topics(self.plan, settings, admin)
         self.exchange_partitions = wanted
         self.dlq_topic = self.plan.dlq_topic
-        self.poison = Poison(
-            self.app.app_id, settings.on_error, self.dlq_topic, self.observer.metrics
-        )
+        self.poison = Poison(app_id, settings.on_error, self.dlq_topic, self.observer.metrics)
+        formats = self._exchange_codecs
         self.stores = prepare_state(
-            self.app.app_id,
+            app_id,
             settings,
             self.plan,
             admin,
             known,
             wanted,
-            self._exchange_codecs,
+            formats,
             self.brokers,
             self.kafka,
             self.observer.metrics.restored,
@@ -183,19 +262,12 @@ class Worker:
         self.partitions = {**known, **wanted}
         self._build_stages()
         self.runner = BatchRunner(self.poison, self.stores)
-        cooperative = "cooperative" in str(
-            self.kafka.get("partition.assignment.strategy", "cooperative")
-        )
+        strategy = str(self.kafka.get("partition.assignment.strategy", "cooperative"))
         self.membership = Membership(
-            self.topic_stage, self.stores, self.observer, self.stopping, cooperative
+            self.topic_stage, self.stores, self.observer, self.stopping, "cooperative" in strategy
         )
         self.checkpoint = Checkpoint(
-            self.app.app_id,
-            self.plan,
-            self.partitions,
-            self._exchange_codecs,
-            self.poison,
-            self.observer,
+            app_id, self.plan, self.partitions, formats, self.poison, self.observer
         )
 
     def _build_stages(self) -> None:
@@ -217,7 +289,7 @@ class Worker:
         # garbage collection, which otherwise rescans it while batches are buffered.
         gc.freeze()
         self.observer.start()
-        self.started_at = self._due_checked = self._due_since = time.time()
+        self._due_checked = self._due_since = time.time()
         self._connect()
         log.info(
             "worker for %s started (%s): %d stage(s), reading %s%s",
@@ -258,7 +330,7 @@ class Worker:
         config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
         # global errors (all brokers down, ...) come only through this callback, served
         # in consume(): without it they were dropped and readiness never saw them
-        config["error_cb"] = self._consumer_error
+        config["error_cb"] = self.intake.on_error
         self.consumer = self.consumer_factory(config)
         self.consumer.subscribe(
             list(self.topic_stage),
@@ -306,171 +378,6 @@ class Worker:
                 if fenced(again):
                     raise FencedError(f"fenced while starting over: {again}") from again
                 error = again
-
-    # -- the loop --------------------------------------------------------------------
-    def run(self, duration: float | None = None) -> None:
-        """Check, start, loop until stop() or for `duration` seconds, then leave the group."""
-        self.prepare()
-        self.start()
-        try:
-            self.loop(duration)
-        finally:
-            self.close()
-
-    def loop(self, duration: float | None = None) -> None:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not self.stopping.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            try:
-                self.step()
-            except RESTARTABLE as e:
-                if fenced(e) or getattr(self.delivery, "fenced", False):
-                    raise FencedError(
-                        f"another worker took over this worker's transactional id ({e}); "
-                        "stopping this one"
-                    ) from e
-                self._restart(e)
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def step(self, poll_timeout: float = 0.1) -> int:
-        """One iteration of the loop; returns how many batches it processed."""
-        assert self.consumer is not None
-        # no wait for records while due batches are left over from the previous step
-        msgs = self.consumer.consume(self.max_poll_records, 0 if self._left_due else poll_timeout)
-        self.observer.beat()
-        if self.stores.restoring:
-            self.membership.restore(self.consumer, self.restore_slice)
-        now_ms = int(time.time() * 1000)
-        self._ingest(msgs, now_ms)
-        if self._probe_at is not None and time.monotonic() >= self._probe_at:
-            self._probe_broker()
-        # a batch found due now became due after the previous look (see run_batch), or
-        # earlier if the previous step left due batches for this one
-        if not self._left_due:
-            self._due_since = self._due_checked
-        self._due_checked = now_ms / 1000
-        done = self._run_due(now_ms)
-        if log.isEnabledFor(logging.DEBUG):
-            for stage in self.stages:
-                log.debug(
-                    "stage %d: watermark=%s closed_through=%s partitions=%s open=%s",
-                    stage.stage.index,
-                    stage.watermark(now_ms),
-                    stage.closer.closed_through,
-                    stage.closed,
-                    stage.open.times()[:3],
-                )
-        if done:
-            self.checkpoint.finish(self.consumer, commit_offsets(self.stages))
-            self.batches_done += done
-            self._failures = 0
-        self._report_progress()
-        return done
-
-    def _run_due(self, now_ms: int) -> int:
-        """Process the due batches, stage by stage and one at a time: a stop request, or
-        the end of the stage's time in this step, leaves the rest due (not closed) for the
-        next step or the partitions' next owner. Returns how many ran."""
-        done = 0
-        self._left_due = False
-        for stage in self.stages:
-            until = time.monotonic() + STEP_SECONDS
-            while True:
-                if self.stopping.is_set() or (done and time.monotonic() >= until):
-                    self._left_due = True
-                    break
-                runs = stage.due(now_ms, limit=1)
-                if not runs:
-                    break
-                if not done:
-                    self.checkpoint.begin()
-                self.run_batch(stage, *runs[0])
-                self.observer.beat()
-                done += 1
-        return done
-
-    def _report_progress(self) -> None:
-        """Lag per partition (from the fetch's cached high watermark, see
-        docs/test-broker.md), the watermark and the stores' sizes, once a second."""
-        now = time.monotonic()
-        if now - self._lag_checked < 1.0 or self.consumer is None:
-            return
-        self._lag_checked = now
-        for stage in self.stages:
-            for (topic, p), position in stage.open.position.items():
-                try:
-                    _, high = self.consumer.get_watermark_offsets(
-                        TopicPartition(topic, p), cached=True
-                    )
-                except KafkaException:
-                    continue
-                if high >= 0:
-                    self.observer.lag(topic, p, max(0, high - position))
-        self.observer.watermark(self.stages[0].watermark(int(time.time() * 1000)))
-        for store, keys in self.stores.sizes().items():
-            self.observer.state_size(store, keys)
-
-    def _ingest(self, msgs: list[Any], now_ms: int) -> None:
-        ends = []
-        if any(map(_error, msgs)):  # end-of-partition events (usually) or errors: rare
-            ends = [m for m in msgs if m.error() is not None]
-            msgs = [m for m in msgs if m.error() is None]
-            for m in ends:
-                self._consumer_error(m.error())
-        runs = [(topic, list(group)) for topic, group in groupby(msgs, _topic)]
-        if msgs and not self.observer.health.ready() and self.stages[0].assigned:
-            self.observer.ready(True, "assigned and reading")
-        for topic, topic_msgs in runs:
-            stage = self.topic_stage[topic]
-            late = stage.late
-            stage.ingest(topic, topic_msgs, now_ms)
-            if stage.stage.index == 0:
-                self.observer.metrics.records_consumed(topic, len(topic_msgs))
-            if stage.late > late:
-                self.observer.late(topic, stage.late - late, self.app.settings.late)
-        for m in ends:  # after the records that came before them
-            stage = self.topic_stage.get(m.topic())
-            if stage is not None and m.error().code() == KafkaError._PARTITION_EOF:
-                stage.reached_end((m.topic(), m.partition()), m.offset())
-
-    def _consumer_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
-        if err.fatal():
-            raise KafkaException(err)
-        self.observer.metrics.error("consumer")
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self.observer.ready(False, f"{UNREACHABLE}: {err.str()}")
-            self._probe_at = time.monotonic() + BROKER_PROBE_EVERY
-        log.warning("consumer: %s", err.str())
-
-    def _probe_broker(self) -> None:
-        """Not ready since the broker went away: records coming again say it is back
-        (_ingest), but an idle worker gets none, so it asks for metadata."""
-        self._probe_at = None
-        if not self.observer.health.readiness()["reason"].startswith(UNREACHABLE):
-            return  # ready again, or not ready for another reason
-        try:
-            self.consumer.list_topics(timeout=1.0)  # type: ignore[union-attr]
-        except KafkaException:
-            self._probe_at = time.monotonic() + BROKER_PROBE_EVERY
-            return
-        self.observer.ready(True, "the broker is reachable again")
-
-    def run_batch(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
-        """Run batch t of a stage over partitions tps and write it into the step."""
-        began = time.time()
-        result = self.runner.run(stage, t, tps)
-        self.checkpoint.write(stage, t, tps, result)
-        if stage.stage.index == 0:
-            # Scheduling delay: from when the batch could first have run to the start of
-            # its job. That is the end of its interval plus the lateness, or, if later, the
-            # previous look at due batches (it was not due then: its records had not come).
-            could_run = max(t / 1000 + self.app.settings.allowed_lateness, self._due_since)
-            self.observer.batch(t, result.count, time.time() - began, max(0.0, began - could_run))
 
     def close(self) -> None:
         self.stopping.set()
