@@ -33,7 +33,6 @@ from kstream.delivery import (
     FencedError,
     SendFailedError,
     StepAbortedError,
-    claim_transactional_id,
     fenced,
     open_delivery,
 )
@@ -42,6 +41,7 @@ from kstream.graph import require_output
 from kstream.intake import Intake, consumer_failed
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
+from kstream.kafka.transactional_id import claim_transactional_id
 from kstream.membership import Membership
 from kstream.observe.observer import Observer
 from kstream.plan import compile_plan
