@@ -127,14 +127,14 @@ class Checkpoint:
             for p in range(self.partitions[x.topic]):
                 produce_retrying(producer, x.topic, marker, None, p, t, codec.headers)
 
-    def finish(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        """Changelogs, then the step made durable with its offsets; then the local stores
-        follow (so they are never ahead of the changelog)."""
+    def finish(self, consumer: Consumer, stages: list[StageRuntime]) -> None:
+        """Changelogs, then the step made durable with the stages' offsets; then the local
+        stores follow (so they are never ahead of the changelog)."""
         delivery = self.delivery
         assert delivery is not None
         finishing = time.monotonic()
         self.write_changelogs()
-        delivery.finish(consumer, offsets)
+        delivery.finish(consumer, commit_offsets(stages))
         self.observer.metrics.committed(time.monotonic() - finishing)
         self.observer.acknowledged()
         for store in self._dirty:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaException
 
-from kstream.checkpoint import Checkpoint, commit_offsets
+from kstream.checkpoint import Checkpoint
 from kstream.clocks import TP
 from kstream.codec import codecs
 from kstream.delivery import (
@@ -174,7 +174,7 @@ class Worker:
         if log.isEnabledFor(logging.DEBUG):
             self._log_stages(now_ms)
         if done:
-            self.checkpoint.finish(self.consumer, commit_offsets(self.stages))
+            self.checkpoint.finish(self.consumer, self.stages)
             self.batches_done += done
             self._failures = 0
         self._report_progress()
