@@ -16,21 +16,18 @@ gone) is refused either at produce() (RefusedError: librdkafka's own checks, e.g
 above message.max.bytes, which never enters the transaction) or in a delivery report, once
 the broker has answered. A report fails the step like any failed send (under exactly-once
 the transaction must be aborted anyway) and the delivery keeps the refused records in
-`refused`, so that the worker's redo of the step can leave them out (kstream/worker.py).
+`refused`, so that the redo of the step can leave them out (kstream/checkpoint.py).
 Exactly-once asks for no report per record (a Python call each, on the hot path) except in
 the redo of a failed step (`report_each`): that is how it learns which records to leave out.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -383,33 +380,14 @@ class ExactlyOnce(Delivery):
             raise outcome[0]
 
 
-def claim_transactional_id(
-    app_id: str, state_dir: str, group_instance_id: str | None
-) -> tuple[str, IO[str] | None]:
-    """A transactional id that a restarted worker takes over (so it fences its previous
-    incarnation and aborts that one's open transaction at once, instead of leaving
-    read_committed readers stuck until the transaction times out).
-
-    From the static member id if there is one; otherwise an id kept in the state dir,
-    one per worker sharing that dir: each holds a lock on its slot (the returned open
-    file) while it runs."""
-    if group_instance_id:
-        return f"{app_id}-{group_instance_id}", None
-    root = os.path.join(state_dir, app_id)
-    os.makedirs(root, exist_ok=True)
-    slot = 0
-    while True:
-        handle = open(os.path.join(root, f"worker-{slot}.id"), "a+")  # noqa: SIM115
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            slot += 1
-            continue
-        handle.seek(0)
-        known = handle.read().strip()
-        if not known:
-            known = uuid.uuid4().hex[:12]
-            handle.write(known)
-            handle.flush()
-        return f"{app_id}-{known}", handle
+def open_delivery(
+    brokers: str,
+    kafka: dict[str, Any],
+    on_problem: Callable[[str], None],
+    transactional_id: str | None,
+    report_each: bool = False,
+) -> Delivery:
+    """The producers of one worker incarnation: transactional when there is an id."""
+    if transactional_id is None:
+        return AtLeastOnce(brokers, kafka, on_problem)
+    return ExactlyOnce(brokers, kafka, on_problem, transactional_id, report_each=report_each)

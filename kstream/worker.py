@@ -1,19 +1,17 @@
-"""The batch loop: read, close batches, run the pipeline, produce, flush, commit.
+"""The batch loop: poll, file records under their batches, run the due ones, checkpoint.
 
-One iteration, top to bottom (docs/design.md §5):
-  1. consume a bulk of records and file them under their batch;
-  2. for every stage, run each batch that is now due and produce its outputs, its
-     repartition records and its markers (in one transaction under exactly-once);
+One step, top to bottom (docs/design.md §5):
+  1. consume a bulk of records and file them under their batch (kstream/intake.py);
+  2. for every stage, run each batch that is now due (kstream/runner.py) and write its
+     outputs, repartition records and markers (kstream/checkpoint.py);
   3. make them durable and commit, per partition, the lowest offset not yet in a
-     processed batch (kstream/delivery.py: flush-then-commit, or the transaction);
+     processed batch (flush-then-commit, or the transaction: kstream/delivery.py);
   4. only then write the batches' state changes to the local stores.
 
 When Kafka fails the step for good (a send failed, the transaction aborted, the producer
 fenced or unusable after a broker restart), nothing of it counts: the worker drops its
-clients and in-memory batches and starts again from the committed offsets. An output Kafka
-refuses for good (kstream/delivery.py, `refused`) is a poison record instead: refused at
-produce(), it is handled at once; refused in a delivery report, it failed its step, and the
-redo of the step leaves it out.
+clients and in-memory batches and starts again from the committed offsets. Rebalances are
+kstream/membership.py's; the checks and topics before the start, kstream/prepare.py's.
 """
 
 from __future__ import annotations
@@ -22,83 +20,50 @@ import gc
 import logging
 import threading
 import time
-from collections import defaultdict
-from itertools import groupby
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException
 
+from kstream.checkpoint import Checkpoint
 from kstream.clocks import TP
-from kstream.codec import Codec, codecs, unwritable
+from kstream.codec import codecs
 from kstream.delivery import (
-    AtLeastOnce,
     Delivery,
-    ExactlyOnce,
     FencedError,
-    RefusedError,
     SendFailedError,
     StepAbortedError,
-    claim_transactional_id,
     fenced,
-    produce_retrying,
+    open_delivery,
 )
 from kstream.errors import ConfigError, FormatError
-from kstream.graph import Batch, Node, evaluate, require_output
-from kstream.kafka import exchange
+from kstream.graph import require_output
+from kstream.intake import Intake, consumer_failed
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config
-from kstream.names import parse_internal
+from kstream.kafka.transactional_id import claim_transactional_id
+from kstream.membership import Membership
 from kstream.observe.observer import Observer
-from kstream.ops.stateful import Stateful
-from kstream.partitioning import partitioner
-from kstream.plan import Plan, compile_plan
-from kstream.poison import (
-    DeadLetter,
-    Poison,
-    failure,
-    merge_inputs,
-    merge_values,
-    operator_name,
-    poisonous,
-    stuck,
-)
-from kstream.progress import Closings
-from kstream.serde import serializer
-from kstream.stages import (
-    ExchangeStage,
-    PoisonRecordError,
-    SourceStage,
-    StageRuntime,
-    upstream_tasks,
-)
-from kstream.state.changelog import changelog_topic
-from kstream.state.rocks import RocksStore
-from kstream.state.tasks import TaskStores, check_state_dir, store_shape
+from kstream.plan import compile_plan
+from kstream.poison import Poison
+from kstream.prepare import build_stages, prepare_state, prepare_topics
+from kstream.runner import BatchRunner
+from kstream.stages import PoisonRecordError, StageRuntime
+from kstream.state.tasks import TaskStores, check_state_dir
 
 if TYPE_CHECKING:
     from kstream.app import App
 
 log = logging.getLogger(__name__)
-_error = Message.error
-_topic = Message.topic
 
 # Kafka failed a step for good: the worker starts over from its committed offsets
 RESTARTABLE = (SendFailedError, StepAbortedError, KafkaException)
 # A step takes due batches for this long at most, then commits them and polls again, so
 # a backlog is checkpointed as it goes and stop requests and rebalances wait for one batch
 STEP_SECONDS = 1.0
-BROKER_PROBE_EVERY = 5.0  # seconds between metadata requests of an idle worker cut off
-UNREACHABLE = "broker unreachable"
 # The worker must not go on: a poison record under on_error="fail", a zombie, or a record
 # or value its internal format does not read or write
 WorkerStopped = (FencedError, PoisonRecordError, FormatError)
-
-
-def consumer_failed(error: BaseException) -> bool:
-    """Whether a restart must replace the group member too: a fatal error (e.g. its static
-    member id fenced). Other failures keep it, rewound to the committed offsets."""
-    err = error.args[0] if isinstance(error, KafkaException) and error.args else None
-    return isinstance(err, KafkaError) and err.fatal()
 
 
 class Worker:
@@ -114,29 +79,34 @@ class Worker:
         metrics_host: str = "0.0.0.0",
         metrics_port: int | None = None,
         metrics_port_search: bool = False,
+        *,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        delivery_factory: Callable[..., Delivery] = open_delivery,
+        admin_factory: Callable[[str, dict[str, Any]], Admin] = Admin,
     ):
+        """The factories make the Kafka clients (tests pass stand-ins): the group member
+        from its config, an incarnation's producers (as kstream.delivery.open_delivery),
+        the topic admin from brokers and client settings."""
         self.app = app
         self.brokers = brokers or app.settings.brokers or "localhost:9092"
         self.kafka = {**app.settings.kafka, **(kafka or {})}
         self.group_instance_id = group_instance_id or app.settings.group_instance_id
         self.max_poll_records = max_poll_records
+        self.consumer_factory = consumer_factory
+        self.delivery_factory = delivery_factory
+        self.admin_factory = admin_factory
         self.stopping = threading.Event()
-        self.plan: Plan = compile_plan(app)
-        self.stages: list[StageRuntime] = []
+        self.plan = compile_plan(app)
+        self.stages: list[StageRuntime] = []  # filled in place: membership and intake read them
         self.topic_stage: dict[str, StageRuntime] = {}
         self.exchange_partitions: dict[str, int] = {}
-        self.batches_done = 0
         self.consumer: Consumer | None = None
-        self.delivery: Delivery | None = None
-        self.producer = None  # the delivery's producer of outputs (hot path)
-        self.restarts = 0
+        self.checkpoint: Checkpoint | None = None
+        self.stores: TaskStores | None = None
+        self.batches_done = self.restarts = 0
         self.restore_slice = 0.5  # seconds of restoring per iteration (others run between)
         self._failures = 0  # failed steps in a row (for the back-off)
-        self._probe_at: float | None = None  # when to ask whether the broker is back
         self._transactional_lock = None
-        # assigned partitions' closings from their previous owners' commits, until the
-        # partitions join their stages (kstream/progress.py)
-        self._handed: dict[TP, Closings] = {}
         self.observer = Observer(
             app.app_id,
             app.batch_interval,
@@ -145,336 +115,16 @@ class Worker:
             self.plan.describe,
             port_search=metrics_port_search,
         )
-        self.started_at = self._due_checked = self._due_since = time.time()
-        self._lag_checked = 0.0
+        self.intake = Intake(self.stages, self.topic_stage, self.observer, app.settings.late)
+        self._due_checked = self._due_since = time.time()
         self._left_due = False  # the last step stopped with batches still due
-        self.stores: TaskStores | None = None
-        self._dirty: set[RocksStore] = set()
-        # (topic, key, value) -> (error, batch) of the records Kafka refused for good in
-        # delivery reports of a failed step: its redo dead-letters them instead, until a
-        # step that wrote their batch to their topic (`_written`) has committed
-        self._refused: dict[tuple[str, Any, Any], tuple[KafkaError, int]] = {}
-        self._written: dict[str, int] = {}  # while some are: per topic, the step's last batch
-        self.codecs = codecs()
-        # per repartition topic: its codec, and the operator it feeds (errors name it)
-        self._exchange_codecs: dict[str, Codec] = {
-            x.topic: self.codecs[x.serde] for x in self.plan.exchanges
-        }
-        self._targets = {x.topic: x.target for x in self.plan.exchanges}
+        internal = codecs()  # per repartition topic: its internal format
+        self._exchange_codecs = {x.topic: internal[x.serde] for x in self.plan.exchanges}
 
-    # -- start -----------------------------------------------------------------------
-    def prepare(self) -> None:
-        """Check brokers and topics and create internal topics; ConfigError if wrong."""
-        require_output(self.app.nodes)
-        if not self.app.uses_kafka():
-            raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
-        transactional_id_file = (
-            self.app.settings.guarantee == "exactly-once" and not self.group_instance_id
-        )
-        if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
-            check_state_dir(self.app.settings.state_dir, self.app.app_id)
-        admin = Admin(self.brokers, self.kafka)
-        known = admin.partitions()
-        settings = self.app.settings
-        admin.require(self.plan.source_topics(), "source", known)
-        default_n = settings.repartition_partitions or max(
-            known[t] for t in self.plan.source_topics()
-        )
-        outputs = self.plan.output_topics()
-        if settings.create_topics:
-            missing = {t: default_n for t in outputs if t not in known}
-            admin.ensure(missing, known, settings.replication_factor, {})
-            known.update(missing)
-        else:
-            admin.require(outputs, "output", known, "create it first, or set create_topics=True")
-        wanted = {x.topic: x.shuffle.partitions or default_n for x in self.plan.exchanges}
-        admin.ensure(wanted, known, settings.replication_factor, {})
-        self.exchange_partitions = wanted
-        self.dlq_topic = self.plan.dlq_topic
-        if self.dlq_topic is not None and self.dlq_topic not in known:  # any size will do
-            admin.ensure({self.dlq_topic: 1}, known, settings.replication_factor, {})
-        self.poison = Poison(
-            self.app.app_id, settings.on_error, self.dlq_topic, self.observer.metrics
-        )
-        for s in self.plan.stages:  # late="dlq" operators hand their late records over
-            for n in s.nodes:
-                if getattr(n.op, "late", None) == "dlq" and hasattr(n.op, "rejected"):
-                    n.op.rejected = []  # type: ignore[attr-defined]
-        self._prepare_state(admin, known, wanted)
-        self.partitions = {**known, **wanted}
-        self._build_stages()
-        self._serializers = {
-            n: (
-                serializer(n.op.key_serde, "key_serde"),
-                serializer(n.op.value_serde, "value_serde"),
-            )
-            for s in self.plan.stages
-            for n in s.sinks
-        }
-        writers = defaultdict(list)  # the operators writing each output topic
-        for n in self._serializers:
-            writers[n.op.topic].append(n.name)  # type: ignore[attr-defined]
-        self._writers = {topic: ", ".join(names) for topic, names in writers.items()}
-        self._partitioners = {
-            x.topic: partitioner(x.shuffle.by, wanted[x.topic]) for x in self.plan.exchanges
-        }
-
-    def _build_stages(self) -> None:
-        """Fresh run-time stages: no partitions, no open batches."""
-        settings, interval = self.app.settings, self.app.interval_ms
-        self.stages, self.topic_stage = [], {}
-        drain = max(
-            (getattr(n.op, "drain_ms", 0) for s in self.plan.stages for n in s.nodes), default=0
-        )
-        for stage in self.plan.stages:
-            if stage.index == 0:
-                runtime: StageRuntime = SourceStage(stage, interval, settings, drain)
-            else:
-                writer = self.plan.stages[stage.index - 1]
-                n = upstream_tasks(writer, self.partitions)
-                runtime = ExchangeStage(
-                    stage,
-                    interval,
-                    settings,
-                    {x.topic: n for x in stage.reads},
-                    {x.topic: self._exchange_codecs[x.topic] for x in stage.reads},
-                )
-            self.stages.append(runtime)
-            for topic in stage.input_topics():
-                self.topic_stage[topic] = runtime
-
-    def _prepare_state(self, admin: Admin, known: dict[str, int], wanted: dict[str, int]) -> None:
-        """Stores for the stateful operators: changelog topics, and a refusal to run over
-        state that a different pipeline left behind."""
-        by_topic: dict[str, list] = defaultdict(list)
-        for x in self.plan.exchanges:
-            if isinstance(x.target.op, Stateful):
-                by_topic[x.topic].append(x.target)
-        self.stores = TaskStores(
-            self.app.app_id,
-            self.app.settings.state_dir,
-            dict(by_topic),
-            {n: store_shape(n) for ns in by_topic.values() for n in ns},
-            {n: self._exchange_codecs[t] for t, ns in by_topic.items() for n in ns},
-            self.brokers,
-            self.kafka,
-            self.observer.metrics.restored,
-            wanted,
-            self.app.settings.state_memory_mb,
-        )
-        changelogs = {
-            t: wanted[x]
-            for x, ns in by_topic.items()
-            for t in (changelog_topic(self.app.app_id, n.name) for n in ns)
-        }
-        orphans = []  # state of operators the pipeline no longer has
-        for topic in known:
-            internal = parse_internal(self.app.app_id, topic)
-            if internal and internal[1] == "changelog" and topic not in changelogs:
-                orphans.append(internal[0])
-        if orphans:
-            raise ConfigError(
-                f"this app keeps state of operators its pipeline no longer has "
-                f"({', '.join(sorted(orphans))}): name the operator that should keep it "
-                f"so (name=...), or drop it with `kstream reset APP --operator "
-                f"{sorted(orphans)[0]}`"
-            )
-        admin.ensure(
-            changelogs, known, self.app.settings.replication_factor, {"cleanup.policy": "compact"}
-        )
-
-    def start(self) -> None:
-        # Everything built so far lives as long as the worker: keep it out of every
-        # garbage collection, which otherwise rescans it while batches are buffered.
-        gc.freeze()
-        self.observer.start()
-        self.started_at = self._due_checked = self._due_since = time.time()
-        self._connect()
-        log.info(
-            "worker for %s started (%s): %d stage(s), reading %s%s",
-            self.app.app_id,
-            self.app.settings.guarantee,
-            len(self.stages),
-            ", ".join(self.topic_stage),
-            f"; state stores within {self.app.settings.state_memory_mb} MB of RocksDB memory"
-            if self.stores.nodes
-            else "",
-        )
-
-    def _connect(self) -> None:
-        """The Kafka clients of one incarnation: producer(s), then the group member (the
-        one kept over a restart, rewound to the committed offsets, or a new one)."""
-        self.observer.ready(False, "joining the consumer group")
-        on_problem = lambda what: self.observer.metrics.error("produce")  # noqa: E731
-        if self.app.settings.guarantee == "exactly-once":
-            if self._transactional_lock is None:
-                self._transactional_id, self._transactional_lock = claim_transactional_id(
-                    self.app.app_id, self.app.settings.state_dir, self.group_instance_id
-                )
-            self.delivery = ExactlyOnce(  # after a failed step: learn what Kafka refuses
-                self.brokers,
-                self.kafka,
-                on_problem,
-                self._transactional_id,
-                report_each=self._failures > 0,
-            )
-        else:
-            self.delivery = AtLeastOnce(self.brokers, self.kafka, on_problem)
-        self.producer = self.delivery.producer
-        if self.consumer is not None:
-            self._rewind()
-            return
-        config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
-        # global errors (all brokers down, ...) come only through this callback, served
-        # in consume(): without it they were dropped and readiness never saw them
-        config["error_cb"] = self._consumer_error
-        self.consumer = Consumer(config)
-        self.consumer.subscribe(
-            list(self.topic_stage),
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-
-    def _rewind(self) -> None:
-        """Take the kept member's partitions again, from their committed offsets: out of
-        librdkafka's assignment and back in without an offset (so it reads the committed
-        ones), through `_on_assign` into the fresh stages and stores. The group sees no
-        change. A member that cannot be rewound is dropped (the next restart replaces it)."""
-        consumer = self.consumer
-        assert consumer is not None
-        self._handed.clear()
-        try:
-            partitions = [TopicPartition(tp.topic, tp.partition) for tp in consumer.assignment()]
-            if not partitions:  # a member without partitions (more workers than them)
-                self.observer.ready(True, "assigned (no partitions)")
-                return
-            if self._cooperative:
-                consumer.incremental_unassign(partitions)
-            self._on_assign(consumer, partitions)
-        except KafkaException:
-            self.consumer = None
-            consumer.close()
-            raise
-
-    def _disconnect(self, keep_consumer: bool) -> None:
-        """Drop this incarnation: its producer(s), open batches and uncommitted state, and
-        its group member unless `keep_consumer`. A kept member does not leave the group:
-        no rebalance, and none that Tansu never completes (a member that leaves while it
-        leads a forming generation stays its leader: workers restarting together, as after
-        a broker restart, got no partitions back)."""
-        if self.delivery is not None:
-            self.delivery.abandon()
-            for m in self.delivery.refused:  # outputs and dead letters (not internal records)
-                if m.topic() in self._writers or m.topic() == self.dlq_topic:
-                    self._refused[m.topic(), m.key(), m.value()] = (m.error(), m.timestamp()[1])
-            self._written.clear()
-            self.delivery = self.producer = None
-        if self.consumer is not None and not keep_consumer:
-            self.consumer.close()  # its revocation callback closes the task stores
-            self.consumer = None
-        self.stores.close()
-        self._dirty.clear()
-
-    def _restart(self, error: Exception) -> None:
-        """Kafka failed a step for good: start over from the committed offsets, after a
-        back-off that grows while failures follow each other."""
-        while True:
-            self._failures += 1
-            self.restarts += 1
-            delay = min(30.0, 2.0 ** (self._failures - 1))
-            self.observer.metrics.error("restart")
-            self.observer.ready(False, f"restarting after: {error}")
-            log.error(
-                "%s: %s; dropping uncommitted work and starting over from the committed "
-                "offsets in %.0fs",
-                type(error).__name__,
-                error,
-                delay,
-            )
-            self._disconnect(keep_consumer=not consumer_failed(error))
-            if self.stopping.wait(delay):
-                return
-            self._build_stages()
-            try:
-                self._connect()
-                return
-            except RESTARTABLE as again:  # e.g. the broker is still away
-                if fenced(again):
-                    raise FencedError(f"fenced while starting over: {again}") from again
-                error = again
-
-    # -- rebalance -------------------------------------------------------------------
     @property
-    def _cooperative(self) -> bool:
-        return "cooperative" in str(self.kafka.get("partition.assignment.strategy", "cooperative"))
-
-    def _group(self, partitions: list[TopicPartition]) -> dict[StageRuntime, list[TP]]:
-        by_stage: dict[StageRuntime, list[TP]] = defaultdict(list)
-        for tp in partitions:
-            by_stage[self.topic_stage[tp.topic]].append((tp.topic, tp.partition))
-        return by_stage
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Take the partitions; those whose stores need restoring stay paused, out of
-        their stage, until `_restore` has rebuilt them (outside this callback, a slice
-        per iteration, so neither the group's poll deadline nor other tasks wait)."""
-        if self._cooperative:
-            consumer.incremental_assign(partitions)
-        else:
-            consumer.assign(partitions)
-        stateful = [p for p in partitions if self.stores.has_state(p.topic)]
-        if stateful:
-            consumer.pause(stateful)
-        self._handed.update(self._closings_committed(consumer, partitions))
-        for stage, tps in self._group(partitions).items():
-            stage.assign([tp for tp in tps if not self.stores.has_state(tp[0])], self._handed)
-            self.stores.assign(tps)
-        self.observer.metrics.rebalance("assign")
-        self.observer.ready(True, "assigned")
-        if partitions:
-            log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-
-    def _closings_committed(
-        self, consumer: Consumer, partitions: list[TopicPartition]
-    ) -> dict[TP, Closings]:
-        """What the partitions' previous owners committed beyond their offsets (which
-        records above them they processed, kstream/progress.py); on failure nothing,
-        and those records are processed again."""
-        if not partitions:
-            return {}
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as e:
-            log.warning("cannot read the committed offsets' metadata: %s", e.args[0].str())
-            return {}
-        out = {}
-        for tp in committed:
-            closings = Closings.parse(tp.metadata)
-            if closings is not None:
-                out[(tp.topic, tp.partition)] = closings
-        return out
-
-    def _on_revoke(
-        self, consumer: Consumer, partitions: list[TopicPartition], kind: str = "revoke"
-    ) -> None:
-        for tp in partitions:
-            self._handed.pop((tp.topic, tp.partition), None)
-        for stage, tps in self._group(partitions).items():
-            stage.revoke(tps)
-            self.stores.revoke(tps)
-        self.observer.metrics.rebalance(kind)
-        for tp in partitions:
-            self.observer.forget(tp.topic, tp.partition)
-        if partitions and not self.stopping.is_set():
-            log.warning(
-                "%s %s (their open batches go to the next owner)",
-                "revoked" if kind == "revoke" else "lost",
-                ", ".join(f"{p.topic}[{p.partition}]" for p in partitions),
-            )
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._on_revoke(consumer, partitions, "lost")
+    def delivery(self) -> Delivery | None:
+        """The current incarnation's producers (the checkpoint writes through them)."""
+        return self.checkpoint.delivery if self.checkpoint is not None else None
 
     # -- the loop --------------------------------------------------------------------
     def run(self, duration: float | None = None) -> None:
@@ -511,45 +161,22 @@ class Worker:
         msgs = self.consumer.consume(self.max_poll_records, 0 if self._left_due else poll_timeout)
         self.observer.beat()
         if self.stores.restoring:
-            self._restore()
+            self.membership.restore(self.consumer, self.restore_slice)
         now_ms = int(time.time() * 1000)
-        self._ingest(msgs, now_ms)
-        if self._probe_at is not None and time.monotonic() >= self._probe_at:
-            self._probe_broker()
-        # a batch found due now became due after the previous look (see _process), or
+        self.intake.ingest(msgs, now_ms)
+        self.intake.probe(self.consumer)
+        # a batch found due now became due after the previous look (see run_batch), or
         # earlier if the previous step left due batches for this one
         if not self._left_due:
             self._due_since = self._due_checked
         self._due_checked = now_ms / 1000
         done = self._run_due(now_ms)
         if log.isEnabledFor(logging.DEBUG):
-            for stage in self.stages:
-                log.debug(
-                    "stage %d: watermark=%s closed_through=%s partitions=%s open=%s",
-                    stage.stage.index,
-                    stage.watermark(now_ms),
-                    stage.closer.closed_through,
-                    stage.closed,
-                    stage.open.times()[:3],
-                )
+            self._log_stages(now_ms)
         if done:
-            finishing = time.monotonic()
-            self._write_changelogs()
-            self.delivery.finish(self.consumer, self._offsets())
-            self.observer.metrics.committed(time.monotonic() - finishing)
-            self.observer.acknowledged()
-            changelog_next = self.delivery.changelog_next
-            for store in self._dirty:  # durable: now the local stores may follow
-                store.commit(changelog_next.pop(store.changelog_key, None))
-            self._dirty.clear()
+            self.checkpoint.finish(self.consumer, self.stages)
             self.batches_done += done
             self._failures = 0
-            if self._refused:  # forget those whose batch is now committed without them
-                written = self._written
-                self._refused = {
-                    k: (e, t) for k, (e, t) in self._refused.items() if t > written.get(k[0], t - 1)
-                }
-                written.clear()
         self._report_progress()
         return done
 
@@ -569,320 +196,188 @@ class Worker:
                 if not runs:
                     break
                 if not done:
-                    self.delivery.begin()
-                self._process(stage, *runs[0])
+                    self.checkpoint.begin()
+                self.run_batch(stage, *runs[0])
                 self.observer.beat()
                 done += 1
         return done
 
-    def _restore(self) -> None:
-        """Advance the restores; a task whose stores are complete joins its stage (and
-        catches up there on its own) and its partition is read again."""
-        self.observer.ready(False, f"restoring the state of {self.stores.restoring} task(s)")
-        for (topic, p), through in self.stores.restore(self.restore_slice).items():
-            stage = self.topic_stage[topic]
-            stage.assign([(topic, p)], self._handed)
-            if through is not None:
-                stage.skip_through[(topic, p)] = through
-            self.consumer.resume([TopicPartition(topic, p)])
-        if not self.stores.restoring:
-            self.observer.ready(True, "state restored")
-
-    def _report_progress(self) -> None:
-        """Lag per partition (from the fetch's cached high watermark, see
-        docs/test-broker.md), the watermark and the stores' sizes, once a second."""
-        now = time.monotonic()
-        if now - self._lag_checked < 1.0 or self.consumer is None:
-            return
-        self._lag_checked = now
-        for stage in self.stages:
-            for (topic, p), position in stage.open.position.items():
-                try:
-                    _, high = self.consumer.get_watermark_offsets(
-                        TopicPartition(topic, p), cached=True
-                    )
-                except KafkaException:
-                    continue
-                if high >= 0:
-                    self.observer.lag(topic, p, max(0, high - position))
-        self.observer.watermark(self.stages[0].watermark(int(time.time() * 1000)))
-        for store, keys in self.stores.sizes().items():
-            self.observer.state_size(store, keys)
-
-    def _ingest(self, msgs: list[Any], now_ms: int) -> None:
-        ends = []
-        if any(map(_error, msgs)):  # end-of-partition events (usually) or errors: rare
-            ends = [m for m in msgs if m.error() is not None]
-            msgs = [m for m in msgs if m.error() is None]
-            for m in ends:
-                self._consumer_error(m.error())
-        runs = [(topic, list(group)) for topic, group in groupby(msgs, _topic)]
-        if msgs and not self.observer.health.ready() and self.stages[0].assigned:
-            self.observer.ready(True, "assigned and reading")
-        for topic, topic_msgs in runs:
-            stage = self.topic_stage[topic]
-            late = stage.late
-            stage.ingest(topic, topic_msgs, now_ms)
-            if stage.stage.index == 0:
-                self.observer.metrics.records_consumed(topic, len(topic_msgs))
-            if stage.late > late:
-                self.observer.late(topic, stage.late - late, self.app.settings.late)
-        for m in ends:  # after the records that came before them
-            stage = self.topic_stage.get(m.topic())
-            if stage is not None and m.error().code() == KafkaError._PARTITION_EOF:
-                stage.reached_end((m.topic(), m.partition()), m.offset())
-
-    def _consumer_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
-        if err.fatal():
-            raise KafkaException(err)
-        self.observer.metrics.error("consumer")
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self.observer.ready(False, f"{UNREACHABLE}: {err.str()}")
-            self._probe_at = time.monotonic() + BROKER_PROBE_EVERY
-        log.warning("consumer: %s", err.str())
-
-    def _probe_broker(self) -> None:
-        """Not ready since the broker went away: records coming again say it is back
-        (_ingest), but an idle worker gets none, so it asks for metadata."""
-        self._probe_at = None
-        if not self.observer.health.readiness()["reason"].startswith(UNREACHABLE):
-            return  # ready again, or not ready for another reason
-        try:
-            self.consumer.list_topics(timeout=1.0)  # type: ignore[union-attr]
-        except KafkaException:
-            self._probe_at = time.monotonic() + BROKER_PROBE_EVERY
-            return
-        self.observer.ready(True, "the broker is reachable again")
-
-    def _evaluate(
-        self, stage: StageRuntime, t: int, tps: tuple[TP, ...]
-    ) -> tuple[dict[Node, Batch | None], int, list[DeadLetter]]:
-        """Run batch t over partitions tps: in one go, or task by task where operators
-        keep state (each task has its own stores); a batch that raises is taken apart
-        (kstream/poison.py). Returns the values, the input count and the poison records."""
-        nodes = stage.stage.nodes
-        body = [n for n in nodes if not n.op.is_sink]
-        sinks = [n for n in nodes if n.op.is_sink]
-        template, tasks = stage.take(t, tps)
-        count = sum(task.records for task in tasks)
-        if any(isinstance(n.op, Stateful) for n in nodes):
-            run = lambda: self._run_stateful(stage, body, t, template, tasks)  # noqa: E731
-        else:
-            run = lambda: self.poison.isolate(body, t, template, tasks)  # noqa: E731
-        values = run()
-        try:
-            values = {**values, **evaluate(sinks, t, values)}
-        except Exception as e:
-            if not poisonous(e):
-                raise
-            # which records a sink failed on is unknown: all of the batch is poison, its
-            # state changes are undone, and it runs again without them
-            n = 0
-            for task in tasks:
-                for store in task.stores:
-                    store.rollback()
-                task.letters = [x for x in task.letters if x.reason != "late"]
-                n += task.kill_all(e)
-            self.poison.note(
-                f"batch {t} failed in a sink ({failure(e)}): all {n} records of the batch "
-                f"are poison (on_error={self.app.settings.on_error})"
-            )
-            values = run()
-            try:
-                values = {**values, **evaluate(sinks, t, values)}
-            except Exception as again:
-                if not poisonous(again):
-                    raise
-                raise stuck(again, t, "the sinks") from again
-        return values, count, [x for task in tasks for x in task.letters]
-
-    def _run_stateful(self, stage: StageRuntime, body: list[Node], t: int, template, tasks):
-        """The body of a stage that keeps state, task by task over the task's stores. A
-        record cannot run alone there without changing the state: a task that raises is
-        rolled back, all of its batch is poison, and it runs again without input."""
-        stateful = [n for n in body if isinstance(n.op, Stateful)]
-        results = []
-        for task in tasks:
-            topic, p = task.tp
-            position = stage.open.position.get((topic, p), 0)
-            task.stores = self.stores.bind(topic, p, t, position)
-            self._dirty.update(task.stores)
-            for store in task.stores:
-                store.savepoint()
-            fed = self.stores.nodes.get(topic, ())
-            fed_elsewhere = {n: None for n in stateful if n not in fed}
-            try:
-                inputs = merge_inputs(template, [task.inputs()])
-                values = evaluate(body, t, {**inputs, **fed_elsewhere})
-            except Exception as e:
-                if not poisonous(e):
-                    raise
-                for store in task.stores:
-                    store.rollback()
-                for n in stateful:
-                    if getattr(n.op, "rejected", None):
-                        n.op.rejected.clear()  # type: ignore[attr-defined]
-                k = task.kill_all(e)
-                self.poison.note(
-                    f"batch {t} of {task.where()} failed in a stage that keeps state "
-                    f"({failure(e)}): its state changes are undone and all {k} of its "
-                    f"records are poison (on_error={self.app.settings.on_error})"
-                )
-                try:  # as if it had no input
-                    values = evaluate(body, t, {**merge_inputs(template, []), **fed_elsewhere})
-                except Exception as again:
-                    if not poisonous(again):
-                        raise
-                    for store in task.stores:
-                        store.rollback()
-                    raise stuck(again, t, task.where()) from again
-            for n in stateful:
-                rejected = getattr(n.op, "rejected", None)
-                if rejected:
-                    task.letters.extend(task.late(n, record, why) for record, why in rejected)
-                    rejected.clear()
-            results.append(values)
-        return merge_values(results)
-
-    def _process(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
+    def run_batch(self, stage: StageRuntime, t: int, tps: tuple[TP, ...]) -> None:
+        """Run batch t of a stage over partitions tps and write it into the step."""
         began = time.time()
-        values, count, letters = self._evaluate(stage, t, tps)
-        if letters:  # dead letters go out with the batch's outputs (its transaction)
-            self.poison.handle(letters, self._send_dead_letter)
-        refused = []
-        for node in stage.stage.sinks:
-            records = values.get(node)
-            if records:
-                left_out = self._produce_outputs(node, records, t)
-                self.observer.produced(node.op.topic, len(records) - len(left_out))
-                refused += left_out
-        if refused:
-            self.poison.handle(refused, self._send_dead_letter)
-        self.poison.tick()
-        if self._refused:  # the redo of a failed step: which batches it wrote where
-            for topic in [*(n.op.topic for n in stage.stage.sinks), self.dlq_topic]:
-                self._written[topic] = max(t, self._written.get(topic, t))
-        writer = exchange.new_writer()  # this run of the batch, in case it is redone
-        for x in stage.stage.writes:
-            sides = []
-            for side, node in enumerate(x.sides):
-                records = values.get(node)
-                if records is None:
-                    continue
-                sides.append(side)
-                self._produce_exchange(x.topic, side, records, t, writer)
-            codec = self._exchange_codecs[x.topic]
-            marker = exchange.encode_marker(t, tps, tuple(sides), writer, codec)
-            for p in range(self.exchange_partitions[x.topic]):
-                self._send(x.topic, marker, None, t, p, codec.headers)
+        result = self.runner.run(stage, t, tps)
+        self.checkpoint.write(stage, t, tps, result)
         if stage.stage.index == 0:
             # Scheduling delay: from when the batch could first have run to the start of
             # its job. That is the end of its interval plus the lateness, or, if later, the
             # previous look at due batches (it was not due then: its records had not come).
             could_run = max(t / 1000 + self.app.settings.allowed_lateness, self._due_since)
-            self.observer.batch(t, count, time.time() - began, max(0.0, began - could_run))
+            self.observer.batch(t, result.count, time.time() - began, max(0.0, began - could_run))
 
-    def _send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
-        """A poison record to the dead-letter topic, through the producer of the step's
-        outputs: flushed with them (in their transaction) before the offsets move on. One
-        that Kafka refuses whole (too large for the dead-letter topic as well) goes again
-        without its key, value and own headers."""
-        report = self.delivery.report  # type: ignore[union-attr]
-        if (topic, letter.key, letter.value) not in self._refused:
-            headers = letter.kafka_headers(self.app.app_id)
-            try:
-                produce_retrying(
-                    self.producer,  # type: ignore[arg-type]
-                    topic,
-                    letter.value,
-                    letter.key,
-                    timestamp=letter.timestamp,
-                    headers=headers,
-                    on_delivery=report,
-                )
-                return
-            except RefusedError:
-                if letter.key is None and letter.value is None:
-                    raise  # nothing to leave out: the dead-letter topic refuses records
-        headers = letter.kafka_headers(self.app.app_id, whole=False)
-        produce_retrying(
-            self.producer,  # type: ignore[arg-type]
-            topic,
-            timestamp=letter.timestamp,
-            headers=headers,
-            on_delivery=report,
+    def _log_stages(self, now_ms: int) -> None:
+        for stage in self.stages:
+            log.debug(
+                "stage %d: watermark=%s closed_through=%s partitions=%s open=%s",
+                stage.stage.index,
+                stage.watermark(now_ms),
+                stage.closer.closed_through,
+                stage.closed,
+                stage.open.times()[:3],
+            )
+
+    def _report_progress(self) -> None:
+        """Lag and watermark (kstream/intake.py) and the stores' sizes, once a second."""
+        if self.consumer is not None and self.intake.report_lag(self.consumer):
+            for store, keys in self.stores.sizes().items():
+                self.observer.state_size(store, keys)
+
+    # -- start, restart, close ---------------------------------------------------------
+    def prepare(self) -> None:
+        """Check brokers and topics and create internal topics; ConfigError if wrong."""
+        require_output(self.app.nodes)
+        if not self.app.uses_kafka():
+            raise ConfigError("the app reads no Kafka topic: nothing for a worker to do")
+        app_id, settings = self.app.app_id, self.app.settings
+        transactional_id_file = settings.guarantee == "exactly-once" and not self.group_instance_id
+        if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
+            check_state_dir(settings.state_dir, app_id)
+        admin = self.admin_factory(self.brokers, self.kafka)
+        known, wanted = prepare_topics(self.plan, settings, admin)
+        self.exchange_partitions = wanted
+        self.dlq_topic = self.plan.dlq_topic
+        self.poison = Poison(app_id, settings.on_error, self.dlq_topic, self.observer.metrics)
+        formats = self._exchange_codecs
+        self.stores = prepare_state(
+            app_id,
+            settings,
+            self.plan,
+            admin,
+            known,
+            wanted,
+            formats,
+            self.brokers,
+            self.kafka,
+            self.observer.metrics.restored,
+        )
+        self.partitions = {**known, **wanted}
+        self._build_stages()
+        self.runner = BatchRunner(self.poison, self.stores)
+        strategy = str(self.kafka.get("partition.assignment.strategy", "cooperative"))
+        self.membership = Membership(
+            self.topic_stage, self.stores, self.observer, self.stopping, "cooperative" in strategy
+        )
+        self.checkpoint = Checkpoint(
+            app_id, self.plan, self.partitions, formats, self.poison, self.observer
         )
 
-    def _produce_outputs(self, node: Node, records: list, t: int) -> list[DeadLetter]:
-        """A sink's records to its topic. Returns the poison records: those Kafka refuses
-        for good, now or in a failed run of the step (`_refused`)."""
-        topic = node.op.topic  # type: ignore[attr-defined]
-        kser, vser = self._serializers[node]
-        producer, refused = self.producer, self._refused
-        report = self.delivery.report  # type: ignore[union-attr]
-        letters = []
-        for r in records:
-            if type(r) is tuple and len(r) == 2:
-                key, value = kser(r[0]), vser(r[1])
-            else:
-                key, value = None, vser(r)
-            known = refused.get((topic, key, value)) if refused else None
-            if known is not None:
-                error = known[0]
-            else:
-                try:
-                    produce_retrying(producer, topic, value, key, -1, t, None, report)  # type: ignore[arg-type]
-                    continue
-                except RefusedError as e:
-                    error = e.error
-            writers = self._writers[topic]
-            letters.append(
-                DeadLetter.refused(error.name(), error.str(), writers, topic, key, value, t)
+    def _build_stages(self) -> None:
+        """Fresh run-time stages, in the same list and dict (membership reads them)."""
+        self.stages[:] = build_stages(
+            self.plan,
+            self.app.interval_ms,
+            self.app.settings,
+            self.partitions,
+            self._exchange_codecs,
+        )
+        self.topic_stage.clear()
+        for runtime in self.stages:
+            for topic in runtime.stage.input_topics():
+                self.topic_stage[topic] = runtime
+
+    def start(self) -> None:
+        # Everything built so far lives as long as the worker: keep it out of every
+        # garbage collection, which otherwise rescans it while batches are buffered.
+        gc.freeze()
+        self.observer.start()
+        self._due_checked = self._due_since = time.time()
+        self._connect()
+        log.info(
+            "worker for %s started (%s): %d stage(s), reading %s%s",
+            self.app.app_id,
+            self.app.settings.guarantee,
+            len(self.stages),
+            ", ".join(self.topic_stage),
+            f"; state stores within {self.app.settings.state_memory_mb} MB of RocksDB memory"
+            if self.stores.nodes
+            else "",
+        )
+
+    def _connect(self) -> None:
+        """The Kafka clients of one incarnation: producer(s), then the group member (the
+        one kept over a restart, rewound to the committed offsets, or a new one)."""
+        self.observer.ready(False, "joining the consumer group")
+        on_problem = lambda what: self.observer.metrics.error("produce")  # noqa: E731
+        transactional_id = None
+        if self.app.settings.guarantee == "exactly-once":
+            if self._transactional_lock is None:
+                self._transactional_id, self._transactional_lock = claim_transactional_id(
+                    self.app.app_id, self.app.settings.state_dir, self.group_instance_id
+                )
+            transactional_id = self._transactional_id
+        # after a failed step, an exactly-once delivery learns what Kafka refuses
+        self.checkpoint.delivery = self.delivery_factory(
+            self.brokers, self.kafka, on_problem, transactional_id, report_each=self._failures > 0
+        )
+        if self.consumer is not None:  # kept over a restart: rewound to the committed offsets
+            consumer = self.consumer
+            try:
+                self.membership.rewind(consumer)
+            except KafkaException:  # dropped: the next restart replaces it
+                self.consumer = None
+                consumer.close()
+                raise
+            return
+        config = consumer_config(self.brokers, self.app.app_id, self.group_instance_id, self.kafka)
+        # global errors (all brokers down, ...) come only through this callback, served
+        # in consume(): without it they were dropped and readiness never saw them
+        config["error_cb"] = self.intake.on_error
+        self.consumer = self.consumer_factory(config)
+        self.consumer.subscribe(
+            list(self.topic_stage),
+            on_assign=self.membership.on_assign,
+            on_revoke=self.membership.on_revoke,
+            on_lost=self.membership.on_lost,
+        )
+
+    def _disconnect(self, keep_consumer: bool) -> None:
+        """Drop this incarnation: its producer(s), open batches and uncommitted state, and
+        its group member unless `keep_consumer`. A kept member does not leave the group:
+        no rebalance, and none that Tansu never completes (a member that leaves while it
+        leads a forming generation stays its leader: workers restarting together, as after
+        a broker restart, got no partitions back)."""
+        self.checkpoint.abandon()
+        if self.consumer is not None and not keep_consumer:
+            self.consumer.close()  # its revocation callback closes the task stores
+            self.consumer = None
+        self.stores.close()
+
+    def _restart(self, error: Exception) -> None:
+        """Kafka failed a step for good: start over from the committed offsets, after a
+        back-off that grows while failures follow each other."""
+        while True:
+            self._failures += 1
+            self.restarts += 1
+            delay = min(30.0, 2.0 ** (self._failures - 1))
+            self.observer.metrics.error("restart")
+            self.observer.ready(False, f"restarting after: {error}")
+            log.error(
+                "%s: %s; dropping uncommitted work and starting over from the committed "
+                "offsets in %.0fs",
+                type(error).__name__,
+                error,
+                delay,
             )
-        return letters
-
-    def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
-        """A batch's records for a repartition topic, in frames of its format; a record
-        the format cannot write stops the worker, naming the operator it was for."""
-        codec = self._exchange_codecs[topic]
-        try:
-            frames = list(
-                exchange.frames(t, side, records, writer, self._partitioners[topic], codec)
-            )
-        except Exception as e:
-            what = f"{operator_name(self._targets[topic])}: a record for {topic}"
-            raise unwritable(e, codec, what) from e
-        for p, frame in frames:
-            self._send(topic, frame, None, t, p, codec.headers)
-
-    def _send(
-        self,
-        topic: str,
-        value: Any,
-        key: Any,
-        t: int,
-        partition: int = -1,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        produce_retrying(self.producer, topic, value, key, partition, t, headers)  # type: ignore[arg-type]
-
-    def _write_changelogs(self) -> None:
-        for store in self._dirty:
-            topic, p = store.changelog_key
-            headers = store.codec.headers
-            for key, value in store.changes():
-                self.delivery.send_changelog(topic, p, key, value, headers)
-
-    def _offsets(self) -> list[TopicPartition]:
-        """Per assigned partition, the lowest offset not yet in a processed batch."""
-        return [
-            TopicPartition(topic, p, offset, metadata=stage.progress((topic, p), offset))
-            for stage in self.stages
-            for (topic, p), offset in stage.open.commit_offsets().items()
-            if (topic, p) in stage.assigned
-        ]
+            self._disconnect(keep_consumer=not consumer_failed(error))
+            if self.stopping.wait(delay):
+                return
+            self._build_stages()
+            try:
+                self._connect()
+                return
+            except RESTARTABLE as again:  # e.g. the broker is still away
+                if fenced(again):
+                    raise FencedError(f"fenced while starting over: {again}") from again
+                error = again
 
     def close(self) -> None:
         self.stopping.set()

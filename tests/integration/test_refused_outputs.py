@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 import kstream
-from kstream.delivery import AtLeastOnce, ExactlyOnce
+from kstream.delivery import AtLeastOnce, open_delivery
 from kstream.testing import FAST_CLIENT, produce
 from kstream.worker import Worker
 from tests.integration.workers import read_to_end
@@ -154,23 +154,19 @@ class BrokerRefuses:
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_outputs_refused_in_delivery_reports_are_left_out_of_the_redo(
-    bootstrap, topics, app_id, tmp_path, guarantee, monkeypatch, caplog
+    bootstrap, topics, app_id, tmp_path, guarantee, caplog
 ):
-    class AtLeastOnceRefused(AtLeastOnce):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.producer = BrokerRefuses(self.producer, self._on_send_error)
+    def refusing(brokers, kafka, on_problem, transactional_id, report_each=False):
+        delivery = open_delivery(brokers, kafka, on_problem, transactional_id, report_each)
+        # at-least-once reports each send to the delivery; exactly-once only when asked
+        report = delivery._on_send_error if isinstance(delivery, AtLeastOnce) else None
+        delivery.producer = BrokerRefuses(delivery.producer, report)
+        return delivery
 
-    class ExactlyOnceRefused(ExactlyOnce):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.producer = BrokerRefuses(self.producer, None)
-
-    monkeypatch.setattr("kstream.worker.AtLeastOnce", AtLeastOnceRefused)
-    monkeypatch.setattr("kstream.worker.ExactlyOnce", ExactlyOnceRefused)
     source, out = topics("bloat-in"), topics("bloat-out")
     n = lines_with_large_outputs(bootstrap, source)
-    worker = Worker(bloating_app(app_id, bootstrap, source, out, tmp_path, guarantee, {}))
+    app = bloating_app(app_id, bootstrap, source, out, tmp_path, guarantee, {})
+    worker = Worker(app, delivery_factory=refusing)
     worker.prepare()
     worker.start()
     try:
@@ -179,7 +175,7 @@ def test_outputs_refused_in_delivery_reports_are_left_out_of_the_redo(
         # each refusal failed its step once (the outputs' and, in the redo, their dead
         # letters'); exactly-once first learns which records, in a redo reporting each
         assert worker.restarts >= 2
-        assert worker._refused == {}  # the redo caught up: forgotten
+        assert worker.checkpoint.refused == {}  # the redo caught up: forgotten
     finally:
         worker.close()
     check_outputs(bootstrap, out, f"{app_id}-dlq", app_id)

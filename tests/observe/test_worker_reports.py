@@ -5,6 +5,7 @@ import logging
 from confluent_kafka import TopicPartition
 
 import kstream
+from kstream.membership import Membership
 from kstream.worker import Worker
 
 
@@ -25,12 +26,12 @@ def test_revoked_and_lost_partitions_are_warned_and_counted_once(caplog):
     app.stream("lines").pprint()
     w = Worker(app, brokers="127.0.0.1:1")
     stage = Stub()
-    w.topic_stage, w.stores = {"lines": stage}, Stub()
-    with caplog.at_level(logging.WARNING, logger="kstream.worker"):
-        w._on_revoke(None, [TopicPartition("lines", 0)])
-        w._on_lost(None, [TopicPartition("lines", 1), TopicPartition("lines", 2)])
+    m = Membership({"lines": stage}, Stub(), w.observer, w.stopping, cooperative=True)
+    with caplog.at_level(logging.WARNING, logger="kstream.membership"):
+        m.on_revoke(None, [TopicPartition("lines", 0)])
+        m.on_lost(None, [TopicPartition("lines", 1), TopicPartition("lines", 2)])
         w.stopping.set()  # leaving the group on SIGTERM is no news
-        w._on_revoke(None, [TopicPartition("lines", 3)])
+        m.on_revoke(None, [TopicPartition("lines", 3)])
     assert [r.getMessage() for r in caplog.records] == [
         "revoked lines[0] (their open batches go to the next owner)",
         "lost lines[1], lines[2] (their open batches go to the next owner)",

@@ -73,19 +73,34 @@ class OfflineDelivery:
 
     report = None
 
-    def __init__(self, refused: list[Message] | None = None):
+    def __init__(self, producer: FakeProducer | None = None, refused: list[Message] | None = None):
+        self.producer = producer or FakeProducer()
         self.refused = refused or []
 
     def abandon(self) -> None:
         pass
 
 
-class FakeAdmin:
-    known: dict[str, int] = {}
-    created: dict[str, int] = {}
+class FakeConsumer:
+    """A group member that is given no partitions."""
 
-    def __init__(self, brokers, kafka):
-        pass
+    def __init__(self, config):
+        self.config = config
+
+    def subscribe(self, topics, **callbacks):
+        self.topics = topics
+
+    def assignment(self):
+        return []
+
+
+class FakeAdmin:
+    def __init__(self, known: dict[str, int]):
+        self.known = known
+        self.created: dict[str, int] = {}
+
+    def __call__(self, brokers, kafka):  # the worker's admin_factory
+        return self
 
     def partitions(self):
         return dict(self.known)
@@ -94,17 +109,21 @@ class FakeAdmin:
         assert all(t in known for t in topics)
 
     def ensure(self, wanted, known, replication, config):
-        FakeAdmin.created.update(wanted)
+        self.created.update(wanted)
 
 
-def offline_worker(monkeypatch, app, known: dict[str, int], producer=None) -> Worker:
-    """A prepared worker that talks to no broker."""
-    monkeypatch.setattr("kstream.worker.Admin", FakeAdmin)
-    FakeAdmin.known, FakeAdmin.created = known, {}
-    w = Worker(app, brokers="127.0.0.1:1")
+def offline_worker(app, known: dict[str, int], producer=None, delivery_factory=None) -> Worker:
+    """A prepared and connected worker whose Kafka clients are stand-ins."""
+    producer = producer or FakeProducer()
+    w = Worker(
+        app,
+        brokers="127.0.0.1:1",
+        consumer_factory=FakeConsumer,
+        delivery_factory=delivery_factory or (lambda *args, **kwargs: OfflineDelivery(producer)),
+        admin_factory=FakeAdmin(known),
+    )
     w.prepare()
-    w.producer = producer or FakeProducer()
-    w.delivery = OfflineDelivery()
+    w._connect()
     return w
 
 

@@ -18,7 +18,7 @@ L0, L1 = ("lines", 0), ("lines", 1)  # the upstream tasks
 def word_count(monkeypatch, tmp_path):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(operator.add).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    w = offline_worker(app, {"lines": 2, "out": 1})
     assert w.exchange_partitions == {TOPIC: 2}  # this worker owns partition 0 of it
     w.stages[1].assign([(TOPIC, 0)])
     return w
@@ -45,10 +45,10 @@ class Repartition:
     def run_due(self):
         stage = self.w.stages[1]
         for t, tps in stage.due(0):
-            self.w._process(stage, t, tps)
+            self.w.run_batch(stage, t, tps)
 
     def counts(self):
-        return [(r["timestamp"], r["key"], r["value"]) for r in self.w.producer.to("out")]
+        return [(r["timestamp"], r["key"], r["value"]) for r in self.w.delivery.producer.to("out")]
 
 
 def test_the_records_of_a_run_killed_before_its_marker_are_not_counted(monkeypatch, tmp_path):

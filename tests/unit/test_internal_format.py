@@ -63,7 +63,7 @@ def crafted(tmp_path) -> list[tuple[str, list | None, bytes]]:
 
 @pytest.mark.parametrize("case", range(4))
 def test_a_pickle_in_a_repartition_topic_is_not_read(monkeypatch, tmp_path, case):
-    w = offline_worker(monkeypatch, word_count(tmp_path), {"lines": 1, "out": 1})
+    w = offline_worker(word_count(tmp_path), {"lines": 1, "out": 1})
     what, headers, value = crafted(tmp_path)[case]
     good = marker_msg(TOPIC, 0, 0, T, (("lines", 0),), 1)
     bad = msg(TOPIC, 0, 1, value, ts=T, headers=headers)
@@ -78,7 +78,7 @@ def test_a_pickle_in_a_repartition_topic_is_not_read(monkeypatch, tmp_path, case
 
 
 def test_a_frame_msgpack_cannot_read_stops_the_worker(monkeypatch, tmp_path):
-    w = offline_worker(monkeypatch, word_count(tmp_path), {"lines": 1, "out": 1})
+    w = offline_worker(word_count(tmp_path), {"lines": 1, "out": 1})
     garbage = msg(TOPIC, 0, 4, b"\xc1\x00", ts=T, headers=CODEC.headers)
     with pytest.raises(FormatError, match=rf"{TOPIC}\[0\]@4: a record that msgpack/1 cannot"):
         feed(w, 1, [garbage])
@@ -149,22 +149,22 @@ def points(tmp_path, serde=None, **settings) -> kstream.App:
 
 def run_points(monkeypatch, app) -> list[tuple[bytes, bytes]]:
     """Stage 0 on two lines, its frames into stage 1: the outputs."""
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"a")])
-    w._process(w.stages[0], T, (("lines", 0),))
-    sent = w.producer.to(POINTS)
+    w.run_batch(w.stages[0], T, (("lines", 0),))
+    sent = w.delivery.producer.to(POINTS)
     assert {tuple(r["headers"]) for r in sent} == {((HEADER, b"pickle/1"),)}
     msgs = [msg(POINTS, 0, i, r["value"], ts=T, headers=r["headers"]) for i, r in enumerate(sent)]
     feed(w, 1, msgs)
-    w._process(w.stages[1], T, ((POINTS, 0),))
-    return [(r["key"], r["value"]) for r in w.producer.to("out")]
+    w.run_batch(w.stages[1], T, ((POINTS, 0),))
+    return [(r["key"], r["value"]) for r in w.delivery.producer.to("out")]
 
 
 def test_a_value_msgpack_does_not_carry_stops_the_worker_naming_the_operator(monkeypatch, tmp_path):
-    w = offline_worker(monkeypatch, points(tmp_path), {"lines": 1, "out": 1})
+    w = offline_worker(points(tmp_path), {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a")])
     with pytest.raises(FormatError) as e:
-        w._process(w.stages[0], T, (("lines", 0),))
+        w.run_batch(w.stages[0], T, (("lines", 0),))
     message = str(e.value)
     assert message.startswith(
         "reduce_by_key.add_points (tests.unit.test_internal_format.add_points): a record for "
@@ -237,18 +237,18 @@ def stateful_worker(monkeypatch, tmp_path, serde):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     counts = app.stream("lines").map(lambda w: (w, 1))
     counts.update_state_by_key(count_points, serde=serde).map_values(lambda p: p.x).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (node,) = w.stores.nodes["p--update_state_by_key.count_points--repartition"]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 0, [msg("lines", 0, 0, b"a")])
-    w._process(w.stages[0], T, (("lines", 0),))
+    w.run_batch(w.stages[0], T, (("lines", 0),))
     topic = "p--update_state_by_key.count_points--repartition"
-    sent = w.producer.to(topic)
+    sent = w.delivery.producer.to(topic)
     feed(
         w, 1, [msg(topic, 0, i, r["value"], ts=T, headers=r["headers"]) for i, r in enumerate(sent)]
     )
-    w._process(w.stages[1], T, ((topic, 0),))
-    w.delivery = Delivery()
+    w.run_batch(w.stages[1], T, ((topic, 0),))
+    w.checkpoint.delivery = Delivery()
     return w, store
 
 
@@ -258,7 +258,7 @@ def test_a_user_class_in_state_on_kafka_stops_the_worker_naming_the_operator(mon
         with pytest.raises(
             FormatError, match=r"^update_state_by_key\.count_points \(.*count_points\): a val"
         ):
-            w._write_changelogs()
+            w.checkpoint.write_changelogs()
     finally:
         store.close()
 
@@ -266,7 +266,7 @@ def test_a_user_class_in_state_on_kafka_stops_the_worker_naming_the_operator(mon
 def test_with_the_opt_in_the_changelog_is_pickle_and_says_so(monkeypatch, tmp_path):
     w, store = stateful_worker(monkeypatch, tmp_path, "pickle")
     try:
-        w._write_changelogs()
+        w.checkpoint.write_changelogs()
         (record, marker) = w.delivery.sent
         assert record[0] == CHANGELOG and record[4] == [(HEADER, b"pickle/1")]
         assert pickle.loads(record[3]).x == 1

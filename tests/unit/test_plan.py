@@ -240,7 +240,7 @@ def test_a_pipeline_without_an_output_is_refused_by_a_worker(monkeypatch, tmp_pa
     app = kstream.App("t", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(str.upper)
     with pytest.raises(ConfigError, match=NO_OUTPUT):
-        offline_worker(monkeypatch, app, {"lines": 1})
+        offline_worker(app, {"lines": 1})
 
 
 def test_one_output_anywhere_is_enough():

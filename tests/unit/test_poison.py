@@ -17,7 +17,6 @@ from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.worker import Worker
 from tests.unit.offline import (
     CODEC,
-    FakeAdmin,
     FakeProducer,
     feed,
     frame_msg,
@@ -64,8 +63,8 @@ def source_app(**settings):
 
 def test_culprits_are_isolated_and_dead_lettered_as_they_were_read(monkeypatch, tmp_path):
     app = source_app(state_dir=str(tmp_path))
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1}, FakeProducer(full_once=True))
-    assert FakeAdmin.created == {"p-dlq": 1}
+    w = offline_worker(app, {"lines": 2, "out": 1}, FakeProducer(full_once=True))
+    assert w.admin_factory.created == {"p-dlq": 1}
     bad_json = b'{"w": "x", "n": '
     msgs = [
         msg("lines", 0, 0, good("a", 1), key=b"k0"),
@@ -78,11 +77,11 @@ def test_culprits_are_isolated_and_dead_lettered_as_they_were_read(monkeypatch, 
         msg("lines", 1, 1, good("e", 0), key=b"ke", ts=9_500),
     ]
     feed(w, 0, msgs)
-    w._process(w.stages[0], T, (("lines", 0), ("lines", 1)))
+    w.run_batch(w.stages[0], T, (("lines", 0), ("lines", 1)))
 
-    out = [(r["key"], r["value"]) for r in w.producer.to("out")]
+    out = [(r["key"], r["value"]) for r in w.delivery.producer.to("out")]
     assert out == [(b"a", b"10"), (b"b", b"5"), (b"c", b"2"), (b"d", b"10")]
-    letters = w.producer.to("p-dlq")
+    letters = w.delivery.producer.to("p-dlq")
     assert [(r["key"], r["value"], r["timestamp"]) for r in letters] == [
         (b"k1", bad_json, 9_001),
         (None, good("z", 0), 9_003),
@@ -143,7 +142,7 @@ def test_a_batch_that_fails_only_with_its_records_together_is_dead_lettered_whol
 
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").transform(pairs_only_alone).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    w = offline_worker(app, {"lines": 2, "out": 1})
     feed(
         w,
         0,
@@ -155,9 +154,9 @@ def test_a_batch_that_fails_only_with_its_records_together_is_dead_lettered_whol
         ],
     )
     with caplog.at_level(logging.WARNING, "kstream.poison"):
-        w._process(w.stages[0], T, (("lines", 0), ("lines", 1)))
-    assert [r["value"] for r in w.producer.to("out")] == [b"d"]
-    letters = w.producer.to("p-dlq")
+        w.run_batch(w.stages[0], T, (("lines", 0), ("lines", 1)))
+    assert [r["value"] for r in w.delivery.producer.to("out")] == [b"d"]
+    letters = w.delivery.producer.to("p-dlq")
     assert [(r["value"], headers(r)["kstream.error.offset"]) for r in letters] == [
         (b"a", "0"),
         (b"b", "1"),
@@ -170,12 +169,12 @@ def test_a_batch_that_fails_only_with_its_records_together_is_dead_lettered_whol
 
 def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path, caplog):
     app = source_app(state_dir=str(tmp_path), on_error="skip")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    assert w.dlq_topic is None and FakeAdmin.created == {}
+    w = offline_worker(app, {"lines": 1, "out": 1})
+    assert w.dlq_topic is None and w.admin_factory.created == {}
     feed(w, 0, [msg("lines", 0, i, good("a", i % 3)) for i in range(6)])
     with caplog.at_level(logging.WARNING, "kstream.poison"):
-        w._process(w.stages[0], T, (("lines", 0),))
-    assert [r["value"] for r in w.producer.sent] == [b"10", b"5", b"10", b"5"]
+        w.run_batch(w.stages[0], T, (("lines", 0),))
+    assert [r["value"] for r in w.delivery.producer.sent] == [b"10", b"5", b"10", b"5"]
     # rate-limited: the first is named, the second waits for the period to end
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
@@ -191,27 +190,27 @@ def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path,
 
 def test_fail_stops_with_one_line_naming_the_record(monkeypatch, tmp_path):
     app = source_app(state_dir=str(tmp_path), on_error="fail")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, good("a", 1)), msg("lines", 0, 1, b"not json")])
     with pytest.raises(PoisonRecordError) as e:
-        w._process(w.stages[0], T, (("lines", 0),))
+        w.run_batch(w.stages[0], T, (("lines", 0),))
     text = str(e.value)
     assert "\n" not in text
     assert text.startswith("poison record lines[0]@1 in batch 10000: cannot deserialize in ")
     assert "JSONDecodeError" in text and "on_error=fail" in text
-    assert w.producer.sent == []
+    assert w.delivery.producer.sent == []
 
 
 def test_a_record_that_fails_for_one_of_two_readers_is_poison_for_both(monkeypatch, tmp_path):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").to("raw")
     app.stream("lines", value_serde="int").to("ints")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "raw": 1, "ints": 1})
+    w = offline_worker(app, {"lines": 1, "raw": 1, "ints": 1})
     feed(w, 0, [msg("lines", 0, 0, b"1"), msg("lines", 0, 1, b"x"), msg("lines", 0, 2, b"3")])
-    w._process(w.stages[0], T, (("lines", 0),))
-    assert [r["value"] for r in w.producer.to("raw")] == [b"1", b"3"]
-    assert [r["value"] for r in w.producer.to("ints")] == [b"1", b"3"]
-    (letter,) = w.producer.to("p-dlq")
+    w.run_batch(w.stages[0], T, (("lines", 0),))
+    assert [r["value"] for r in w.delivery.producer.to("raw")] == [b"1", b"3"]
+    assert [r["value"] for r in w.delivery.producer.to("ints")] == [b"1", b"3"]
+    (letter,) = w.delivery.producer.to("p-dlq")
     assert headers(letter)["kstream.error.operator"] == "source-3 (value_serde=int)"
 
 
@@ -227,16 +226,16 @@ def test_a_failing_sink_makes_the_whole_batch_poison_and_drops_its_outputs(monke
     s = app.stream("lines")
     s.to("out")
     s.foreach_batch(sink)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     waited = virtual_sleep(app, "foreach_batch")
     feed(w, 0, [msg("lines", 0, 0, b"ok"), msg("lines", 0, 1, b"boom")])
-    w._process(w.stages[0], T, (("lines", 0),))
-    assert w.producer.to("out") == []
-    assert [r["value"] for r in w.producer.to("p-dlq")] == [b"ok", b"boom"]
+    w.run_batch(w.stages[0], T, (("lines", 0),))
+    assert w.delivery.producer.to("out") == []
+    assert [r["value"] for r in w.delivery.producer.to("p-dlq")] == [b"ok", b"boom"]
     # tried 4 times (3 retries), then once more without the batch's records
     assert seen == [["ok", "boom"]] * 4 + [[]]
     assert waited == [1.0, 2.0, 4.0]
-    assert headers(w.producer.to("p-dlq")[0])["kstream.error.operator"].startswith(
+    assert headers(w.delivery.producer.to("p-dlq")[0])["kstream.error.operator"].startswith(
         "foreach_batch-3 ("
     )
 
@@ -262,14 +261,14 @@ def test_a_sink_that_fails_once_is_retried_and_its_batch_is_not_poison(monkeypat
     s = app.stream("lines")
     s.to("out")
     s.foreach_batch(write, retries=2, backoff=0.5)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     waited = virtual_sleep(app, "foreach_batch")
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"b")])
-    w._process(w.stages[0], T, (("lines", 0),))
+    w.run_batch(w.stages[0], T, (("lines", 0),))
     assert written == ["connection lost", ["a", "b"]]
     assert waited == [0.5]
-    assert [r["value"] for r in w.producer.to("out")] == [b"a", b"b"]
-    assert w.producer.to("p-dlq") == []
+    assert [r["value"] for r in w.delivery.producer.to("out")] == [b"a", b"b"]
+    assert w.delivery.producer.to("p-dlq") == []
     assert metric(w, "kstream_errors_total", kind="function") is None
 
 
@@ -279,10 +278,10 @@ def test_an_operator_that_fails_without_records_stops_the_worker(monkeypatch, tm
 
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").transform(broken).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     feed(w, 0, [msg("lines", 0, 0, b"a")])
     with pytest.raises(PoisonRecordError, match="even without any input record"):
-        w._process(w.stages[0], T, (("lines", 0),))
+        w.run_batch(w.stages[0], T, (("lines", 0),))
 
 
 # -- stages after a shuffle ---------------------------------------------------------------
@@ -300,13 +299,16 @@ def test_a_stage_after_a_shuffle_isolates_its_intermediate_records(monkeypatch, 
         .map(lambda kv: (kv[0], 6 // (kv[1] - 2)))
         .to("out")
     )
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     assert w.exchange_partitions == {topic: 1}
     feed(w, 1, exchange_msgs(topic, 0, [("a", 1), ("b", 2), ("c", 5)]))
-    w._process(w.stages[1], T, ((topic, 0),))
-    assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
-    (letter,) = w.producer.to("p-dlq")
+    w.run_batch(w.stages[1], T, ((topic, 0),))
+    assert [(r["key"], r["value"]) for r in w.delivery.producer.to("out")] == [
+        (b"a", b"-6"),
+        (b"c", b"2"),
+    ]
+    (letter,) = w.delivery.producer.to("p-dlq")
     assert letter["key"] is None
     assert unframe(letter["value"]) == (T, 0, [("b", 2)], WRITER)
     assert ("kstream.format", b"msgpack/1") in letter["headers"]  # how to read the value
@@ -322,13 +324,16 @@ def test_a_poison_record_in_a_frame_of_several_goes_alone(monkeypatch, tmp_path)
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(operator.add).map(
         lambda kv: (kv[0], 6 // (kv[1] - 2))
     ).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     frame = frame_msg(topic, 0, 7, T, [("a", 1), ("b", 2), ("c", 5)], WRITER)
     feed(w, 1, [frame, marker_msg(topic, 0, 8, T, (("lines", 0),), WRITER)])
-    w._process(w.stages[1], T, ((topic, 0),))
-    assert [(r["key"], r["value"]) for r in w.producer.to("out")] == [(b"a", b"-6"), (b"c", b"2")]
-    (letter,) = w.producer.to("p-dlq")
+    w.run_batch(w.stages[1], T, ((topic, 0),))
+    assert [(r["key"], r["value"]) for r in w.delivery.producer.to("out")] == [
+        (b"a", b"-6"),
+        (b"c", b"2"),
+    ]
+    (letter,) = w.delivery.producer.to("p-dlq")
     assert unframe(letter["value"]) == (T, 0, [("b", 2)], WRITER)
     assert headers(letter)["kstream.error.offset"] == "7"  # its frame's
 
@@ -348,14 +353,14 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
         return state
 
     app = stateful_app(tmp_path, collect)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     store = w.stores.open[(node, 0)] = w.stores._open(node, 0)
     stage = w.stages[1]
     # combined upstream: (key, [values])
     feed(w, 1, exchange_msgs(topic, 0, [("a", [1]), ("b", [1])]))
-    w._process(stage, T, ((topic, 0),))
+    w.run_batch(stage, T, ((topic, 0),))
     # a second batch in the same step: its changes sit on top of the first one's
     nxt = [
         frame_msg(topic, 0, 3 + i, T + 1000, [r], WRITER)
@@ -363,16 +368,16 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     ]
     marker = marker_msg(topic, 0, 5, T + 1000, (("lines", 0),), WRITER)
     stage.ingest(topic, [*nxt, marker], 20_000)
-    w._process(stage, T + 1000, ((topic, 0),))
+    w.run_batch(stage, T + 1000, ((topic, 0),))
 
-    outs = [(r["timestamp"], r["key"], r["value"]) for r in w.producer.to("out")]
+    outs = [(r["timestamp"], r["key"], r["value"]) for r in w.delivery.producer.to("out")]
     assert outs == [
         (T, b"a", b"[1]"),
         (T, b"b", b"[1]"),
         (T + 1000, b"a", b"[1]"),
         (T + 1000, b"b", b"[1]"),
     ]
-    letters = w.producer.to("p-dlq")
+    letters = w.delivery.producer.to("p-dlq")
     assert [unframe(r["value"]) for r in letters] == [
         (T + 1000, 0, [("a", [2])], WRITER),
         (T + 1000, 0, [("b", ["bad"])], WRITER),
@@ -390,18 +395,18 @@ def test_a_stage_with_state_failing_without_input_stops(monkeypatch, tmp_path):
         return 1
 
     app = stateful_app(tmp_path, boom)
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
     w.stores.open[(node, 0)] = w.stores._open(node, 0)
     feed(w, 1, exchange_msgs(topic, 0, [("a", [1])]))
-    w._process(w.stages[1], T, ((topic, 0),))
+    w.run_batch(w.stages[1], T, ((topic, 0),))
     marker = marker_msg(topic, 0, 2, T + 1000, (("lines", 0),), WRITER)
     w.stages[1].ingest(topic, [marker], 20_000)
     with pytest.raises(
         PoisonRecordError, match=r"update_state_by_key\.\S*boom .*even without any input"
     ):
-        w._process(w.stages[1], T + 1000, ((topic, 0),))
+        w.run_batch(w.stages[1], T + 1000, ((topic, 0),))
     w.stores.close()
 
 
@@ -410,7 +415,7 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key_and_session(
         operator.add, 2.0, late="dlq"
     ).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     assert w.dlq_topic == "p-dlq"
     (topic,) = w.exchange_partitions
     (node,) = w.stores.nodes[topic]
@@ -423,8 +428,8 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
         offset += len(records) + 1
         marker = marker_msg(topic, 0, offset - 1, t, (("lines", 0),), WRITER)
         stage.ingest(topic, [*batch, marker], 20_000)
-        w._process(stage, t, ((topic, 0),))
-    (letter,) = w.producer.to("p-dlq")
+        w.run_batch(stage, t, ((topic, 0),))
+    (letter,) = w.delivery.producer.to("p-dlq")
     assert unframe(letter["value"]) == (T, 0, [("a", 5)], 0)  # no writer: a late record
     h = headers(letter)
     assert h["kstream.error.reason"] == "late"
@@ -509,7 +514,7 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
     # a task with no records in a batch still runs it (its states are emitted), also
     # when it is not the first task of the run
     app = stateful_app(tmp_path, lambda values, state: sum(values) + (state or 0))
-    w = offline_worker(monkeypatch, app, {"lines": 2, "out": 1})
+    w = offline_worker(app, {"lines": 2, "out": 1})
     (topic,) = w.exchange_partitions
     assert w.exchange_partitions == {topic: 2}
     (node,) = w.stores.nodes[topic]
@@ -523,14 +528,14 @@ def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypa
         exchange_msgs(topic, 0, [("a", [1])], tasks) + exchange_msgs(topic, 1, [("b", [1])], tasks),
     )
     w.stages[1].closer.closed_through = T  # as the loop has it when it runs batch T
-    w._process(w.stages[1], T, ((topic, 0), (topic, 1)))
+    w.run_batch(w.stages[1], T, ((topic, 0), (topic, 1)))
     markers = [
         marker_msg(topic, p, 2 + i, T + 1000, tasks, WRITER) for p in (0, 1) for i in range(2)
     ]
     w.stages[1].ingest(topic, markers, 0)
     w.stages[1].closer.closed_through = T + 1000
-    w._process(w.stages[1], T + 1000, ((topic, 0), (topic, 1)))
-    outs = [(r["timestamp"], r["key"]) for r in w.producer.to("out")]
+    w.run_batch(w.stages[1], T + 1000, ((topic, 0), (topic, 1)))
+    outs = [(r["timestamp"], r["key"]) for r in w.delivery.producer.to("out")]
     assert outs == [(T, b"a"), (T, b"b"), (T + 1000, b"a"), (T + 1000, b"b")]
     for store in stores:
         store.close()

@@ -4,6 +4,7 @@ of a partition does not process again a record processed above the committed off
 from __future__ import annotations
 
 import kstream
+from kstream.checkpoint import commit_offsets
 from kstream.progress import MAX_ENTRIES, Closings
 from tests.unit.offline import frame_msg, marker_msg, msg, offline_worker
 
@@ -64,7 +65,7 @@ def test_metadata_not_ours_is_no_closings():
 def upper(monkeypatch, tmp_path):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(str.upper).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     return w
 
 
@@ -72,7 +73,7 @@ def run_due(w, msgs, now_ms=0):
     stage = w.stages[0]
     stage.ingest("lines", msgs, now_ms)
     for t, tps in stage.due(now_ms):
-        w._process(stage, t, tps)
+        w.run_batch(stage, t, tps)
 
 
 def test_the_next_owner_skips_what_its_previous_owner_processed_above_the_commit(
@@ -84,8 +85,8 @@ def test_the_next_owner_skips_what_its_previous_owner_processed_above_the_commit
     first = upper(monkeypatch, tmp_path / "1")
     first.stages[0].assign([TP])
     run_due(first, [a, b, c])
-    assert [r["value"] for r in first.producer.to("out")] == [b"A", b"C"]
-    (offset,) = first._offsets()
+    assert [r["value"] for r in first.delivery.producer.to("out")] == [b"A", b"C"]
+    (offset,) = commit_offsets(first.stages)
     assert offset.offset == 1  # b's batch is open: the commit cannot pass it
 
     second = upper(monkeypatch, tmp_path / "2")
@@ -93,7 +94,7 @@ def test_the_next_owner_skips_what_its_previous_owner_processed_above_the_commit
     d = msg("lines", 0, 3, b"d", ts=T - 300)  # batch T, after it closed: late
     e = msg("lines", 0, 4, b"e", ts=T + 1700)  # moves the watermark past b's batch
     run_due(second, [b, c, d, e])  # read again from the committed offset
-    assert [r["value"] for r in second.producer.to("out")] == [b"B", b"D"]
+    assert [r["value"] for r in second.delivery.producer.to("out")] == [b"B", b"D"]
     assert second.stages[0].late == 1  # d, as it would have been for the first owner
 
 
@@ -105,14 +106,14 @@ def test_without_closings_the_next_owner_processes_them_again(monkeypatch, tmp_p
     second = upper(monkeypatch, tmp_path)
     second.stages[0].assign([TP])
     run_due(second, [b, c, msg("lines", 0, 3, b"e", ts=T + 1700)])
-    assert [r["value"] for r in second.producer.to("out")] == [b"C", b"B"]
+    assert [r["value"] for r in second.delivery.producer.to("out")] == [b"C", b"B"]
     del a
 
 
 def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_path):
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(lambda x, y: x + y).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     (topic,) = w.exchange_partitions
     tp = (topic, 0)
     stage = w.stages[1]
@@ -127,13 +128,13 @@ def test_a_stage_after_a_shuffle_drops_the_handed_over_batches(monkeypatch, tmp_
     ]
     stage.ingest(topic, msgs, 0)
     for t, tps in stage.due(0):
-        w._process(stage, t, tps)
-    assert [(r["timestamp"], r["key"]) for r in w.producer.to("out")] == [(T + 1000, b"b")]
+        w.run_batch(stage, t, tps)
+    assert [(r["timestamp"], r["key"]) for r in w.delivery.producer.to("out")] == [(T + 1000, b"b")]
 
 
 def test_a_partition_that_closed_nothing_commits_empty_metadata(monkeypatch, tmp_path):
     w = upper(monkeypatch, tmp_path)
     w.stages[0].assign([TP])
     w.stages[0].ingest("lines", [msg("lines", 0, 0, b"a", ts=T - 500)], 0)
-    (offset,) = w._offsets()
+    (offset,) = commit_offsets(w.stages)
     assert (offset.offset, offset.metadata) == (0, "")

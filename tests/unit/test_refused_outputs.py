@@ -28,7 +28,7 @@ def render(line: str):
 def refusing_worker(monkeypatch, tmp_path, producer: FakeProducer, **settings) -> Worker:
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path), **settings)
     app.stream("lines").map(render).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1}, producer)
+    w = offline_worker(app, {"lines": 1, "out": 1}, producer)
     lines = [b"a", b"size 300", b"b", b"size 5000"]
     feed(w, 0, [msg("lines", 0, i, line) for i, line in enumerate(lines)])
     return w
@@ -47,7 +47,7 @@ def test_an_output_too_large_for_its_topic_is_dead_lettered_and_the_batch_goes_o
 ):
     producer = FakeProducer(max_bytes={"out": 100, "p-dlq": 2000})
     w = refusing_worker(monkeypatch, tmp_path, producer)
-    w._process(w.stages[0], T, SOURCE)
+    w.run_batch(w.stages[0], T, SOURCE)
 
     assert [(r["key"], r["value"]) for r in producer.to("out")] == [(b"a", b"A"), (b"b", b"B")]
     fits, too_large = producer.to("p-dlq")
@@ -74,7 +74,7 @@ def test_skip_drops_a_refused_output_and_counts_it(monkeypatch, tmp_path, caplog
     producer = FakeProducer(max_bytes={"out": 1000})
     w = refusing_worker(monkeypatch, tmp_path, producer, on_error="skip")
     with caplog.at_level(logging.WARNING, "kstream.poison"):
-        w._process(w.stages[0], T, SOURCE)
+        w.run_batch(w.stages[0], T, SOURCE)
     assert [r["key"] for r in producer.to("out")] == [b"a", b"size", b"b"]
     assert producer.to("p-dlq") == []
     assert "skipping record out: to-3 could not write it to out: MSG_SIZE_TOO_LARGE" in caplog.text
@@ -86,7 +86,7 @@ def test_fail_stops_with_one_line_naming_the_topic(monkeypatch, tmp_path):
         monkeypatch, tmp_path, FakeProducer(max_bytes={"out": 1000}), on_error="fail"
     )
     with pytest.raises(PoisonRecordError) as stopped:
-        w._process(w.stages[0], T, SOURCE)
+        w.run_batch(w.stages[0], T, SOURCE)
     line = str(stopped.value)
     assert "\n" not in line
     assert line.startswith(f"poison record out in batch {T}: to-3 could not write it to out: ")
@@ -100,9 +100,9 @@ def test_a_topic_the_worker_may_not_write_makes_its_records_poison(monkeypatch, 
     lines = app.stream("lines")
     lines.to("out")
     lines.to("audit")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1, "audit": 1}, producer)
+    w = offline_worker(app, {"lines": 1, "out": 1, "audit": 1}, producer)
     feed(w, 0, [msg("lines", 0, 0, b"a"), msg("lines", 0, 1, b"b")])
-    w._process(w.stages[0], T, SOURCE)
+    w.run_batch(w.stages[0], T, SOURCE)
     assert [r["value"] for r in producer.to("out")] == [b"a", b"b"]
     letters = producer.to("p-dlq")
     assert [(r["value"], errors(r)["kstream.error.topic"]) for r in letters] == [
@@ -118,8 +118,8 @@ def test_other_produce_errors_fail_the_step_naming_the_topic(monkeypatch, tmp_pa
     state = KafkaError(KafkaError._STATE, "Operation not valid in state Ready")
     w = refusing_worker(monkeypatch, tmp_path, FakeProducer(errors={"out": state}))
     with pytest.raises(SendFailedError, match=r"^out: Operation not valid in state Ready$"):
-        w._process(w.stages[0], T, SOURCE)
-    assert w.producer.to("p-dlq") == []
+        w.run_batch(w.stages[0], T, SOURCE)
+    assert w.delivery.producer.to("p-dlq") == []
 
 
 def test_a_refused_repartition_record_fails_the_step_naming_its_topic(monkeypatch, tmp_path):
@@ -127,13 +127,13 @@ def test_a_refused_repartition_record_fails_the_step_naming_its_topic(monkeypatc
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path))
     app.stream("lines").map(render).group_by_key().to("out")
     producer = FakeProducer()
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1}, producer)
+    w = offline_worker(app, {"lines": 1, "out": 1}, producer)
     (exchange,) = w.plan.exchanges
     repartition = exchange.topic
     producer.max_bytes[repartition] = 1000
     feed(w, 0, [msg("lines", 0, 0, b"size 3000")])
     with pytest.raises(SendFailedError, match=f"^{repartition}: .*Message size too large"):
-        w._process(w.stages[0], T, SOURCE)
+        w.run_batch(w.stages[0], T, SOURCE)
 
 
 # -- refused in a delivery report: the step fails, and its redo leaves the records out ---------
@@ -150,8 +150,8 @@ def test_a_record_refused_in_a_delivery_report_is_dead_lettered_when_its_step_is
     big = b"x" * 5000
     # the failed step's delivery reports: both large outputs refused, and (in an earlier
     # redo) the dead letter of the larger one too
-    w.delivery = OfflineDelivery(
-        [
+    w.checkpoint.delivery = OfflineDelivery(
+        refused=[
             report("out", b"size", b"x" * 300),
             report("out", b"size", big),
             report("p-dlq", b"size", big),
@@ -159,9 +159,9 @@ def test_a_record_refused_in_a_delivery_report_is_dead_lettered_when_its_step_is
     )
     w._disconnect(keep_consumer=True)  # what a restart does
 
-    redo = w.producer = FakeProducer()
-    w.delivery = OfflineDelivery()
-    w._process(w.stages[0], T, SOURCE)
+    redo = FakeProducer()
+    w.checkpoint.delivery = OfflineDelivery(redo)
+    w.run_batch(w.stages[0], T, SOURCE)
     assert [r["key"] for r in redo.to("out")] == [b"a", b"b"]
     kept, stripped = redo.to("p-dlq")
     assert (kept["key"], kept["value"]) == (b"size", b"x" * 300)
@@ -234,16 +234,9 @@ def test_a_restart_after_a_failed_step_makes_an_exactly_once_redo_report_each(
             self.producer = FakeProducer()
             made.append(report_each)
 
-    class Member:
-        def assignment(self):
-            return []
-
-    monkeypatch.setattr("kstream.worker.ExactlyOnce", Recorded)
     app = kstream.App("p", state_dir=str(tmp_path), guarantee="exactly-once")
     app.stream("lines").to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
-    w.consumer = Member()
-    w._connect()
+    w = offline_worker(app, {"lines": 1, "out": 1}, delivery_factory=Recorded)
     w._failures = 1  # as _restart counts them
     w._connect()
     assert made == [False, True]

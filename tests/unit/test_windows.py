@@ -625,7 +625,7 @@ def test_an_idle_gap_is_skipped_only_after_the_windows_have_drained(monkeypatch,
     app.stream("lines").map(lambda w: (w, 1)).reduce_by_key_and_window(
         operator.add, None, 120, 120
     ).to("out")
-    w = offline_worker(monkeypatch, app, {"lines": 1, "out": 1})
+    w = offline_worker(app, {"lines": 1, "out": 1})
     stage = w.stages[0]
     stage.assign([("lines", 0)])
     t0 = 3_600_000  # a multiple of the slide

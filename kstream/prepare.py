@@ -1,0 +1,127 @@
+"""What a worker checks and creates before it runs: topics, state stores, run-time stages.
+
+Source and output topics must exist (outputs are created under create_topics=True);
+repartition, changelog and dead-letter topics are created as needed. A worker refuses to
+run over state that operators its pipeline no longer has left behind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from kstream.codec import Codec
+from kstream.errors import ConfigError
+from kstream.kafka.admin import Admin
+from kstream.names import parse_internal
+from kstream.ops.stateful import Stateful
+from kstream.plan import Plan
+from kstream.settings import Settings
+from kstream.stages import ExchangeStage, SourceStage, StageRuntime, upstream_tasks
+from kstream.state.changelog import changelog_topic
+from kstream.state.tasks import TaskStores, store_shape
+
+
+def prepare_topics(
+    plan: Plan, settings: Settings, admin: Admin
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Check sources and outputs and create what is missing. Returns the partitions of
+    the topics known, and those of the repartition topics."""
+    known = admin.partitions()
+    admin.require(plan.source_topics(), "source", known)
+    default_n = settings.repartition_partitions or max(known[t] for t in plan.source_topics())
+    outputs = plan.output_topics()
+    if settings.create_topics:
+        missing = {t: default_n for t in outputs if t not in known}
+        admin.ensure(missing, known, settings.replication_factor, {})
+        known.update(missing)
+    else:
+        admin.require(outputs, "output", known, "create it first, or set create_topics=True")
+    wanted = {x.topic: x.shuffle.partitions or default_n for x in plan.exchanges}
+    admin.ensure(wanted, known, settings.replication_factor, {})
+    if plan.dlq_topic is not None and plan.dlq_topic not in known:  # any size will do
+        admin.ensure({plan.dlq_topic: 1}, known, settings.replication_factor, {})
+    for s in plan.stages:  # late="dlq" operators hand their late records over
+        for n in s.nodes:
+            if getattr(n.op, "late", None) == "dlq" and hasattr(n.op, "rejected"):
+                n.op.rejected = []  # type: ignore[attr-defined]
+    return known, wanted
+
+
+def prepare_state(
+    app_id: str,
+    settings: Settings,
+    plan: Plan,
+    admin: Admin,
+    known: dict[str, int],
+    wanted: dict[str, int],
+    codecs: dict[str, Codec],
+    brokers: str,
+    kafka: dict[str, Any],
+    restored: Callable[[str, float, int], None],
+) -> TaskStores:
+    """Stores for the stateful operators (restored from their changelogs on `brokers`,
+    `restored` counting the records) and their changelog topics."""
+    by_topic: dict[str, list] = defaultdict(list)
+    for x in plan.exchanges:
+        if isinstance(x.target.op, Stateful):
+            by_topic[x.topic].append(x.target)
+    stores = TaskStores(
+        app_id,
+        settings.state_dir,
+        dict(by_topic),
+        {n: store_shape(n) for ns in by_topic.values() for n in ns},
+        {n: codecs[t] for t, ns in by_topic.items() for n in ns},
+        brokers,
+        kafka,
+        restored,
+        wanted,
+        settings.state_memory_mb,
+    )
+    changelogs = {
+        t: wanted[x]
+        for x, ns in by_topic.items()
+        for t in (changelog_topic(app_id, n.name) for n in ns)
+    }
+    orphans = []  # state of operators the pipeline no longer has
+    for topic in known:
+        internal = parse_internal(app_id, topic)
+        if internal and internal[1] == "changelog" and topic not in changelogs:
+            orphans.append(internal[0])
+    if orphans:
+        raise ConfigError(
+            f"this app keeps state of operators its pipeline no longer has "
+            f"({', '.join(sorted(orphans))}): name the operator that should keep it "
+            f"so (name=...), or drop it with `kstream reset APP --operator "
+            f"{sorted(orphans)[0]}`"
+        )
+    admin.ensure(changelogs, known, settings.replication_factor, {"cleanup.policy": "compact"})
+    return stores
+
+
+def build_stages(
+    plan: Plan,
+    interval_ms: int,
+    settings: Settings,
+    partitions: dict[str, int],
+    codecs: dict[str, Codec],
+) -> list[StageRuntime]:
+    """Fresh run-time stages: no partitions, no open batches."""
+    drain = max((getattr(n.op, "drain_ms", 0) for s in plan.stages for n in s.nodes), default=0)
+    stages: list[StageRuntime] = []
+    for stage in plan.stages:
+        if stage.index == 0:
+            stages.append(SourceStage(stage, interval_ms, settings, drain))
+            continue
+        n = upstream_tasks(plan.stages[stage.index - 1], partitions)
+        stages.append(
+            ExchangeStage(
+                stage,
+                interval_ms,
+                settings,
+                {x.topic: n for x in stage.reads},
+                {x.topic: codecs[x.topic] for x in stage.reads},
+            )
+        )
+    return stages
