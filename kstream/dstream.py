@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kstream import durations
 from kstream.codec import SERDES
 from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
@@ -14,6 +14,7 @@ from kstream.ops.shuffle import Shuffle
 from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL
 from kstream.poison import operator_name
 from kstream.settings import interval_ms
+from kstream.spark_names import add_spark_names
 
 if TYPE_CHECKING:
     from kstream.builder import GraphBuilder
@@ -333,7 +334,9 @@ class DStream:
         if late not in windows.LATE_POLICIES:
             choices = ", ".join(windows.LATE_POLICIES)
             raise ConfigError(f"{what}: late={late!r}: choose one of {choices}")
-        gap_ms = self._duration(what, "gap", gap, self._slide_ms())
+        batch_ms = self.graph.interval_ms
+        base = durations.slide_ms(self.node, batch_ms)
+        gap_ms = durations.duration_ms(what, "gap", gap, base, batch_ms)
         op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
         return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
@@ -342,73 +345,8 @@ class DStream:
         only returns the stream."""
         return self
 
-    def _slide_ms(self) -> int:
-        """How often this stream has a result: the batch interval, or a window's slide
-        (Spark's slideDuration)."""
-        memo: dict[int, int] = {}
-
-        def slide(n: Node) -> int:
-            if n.id not in memo:
-                own = getattr(n.op, "slide_ms", None)
-                if own is not None:
-                    memo[n.id] = own
-                elif not n.parents:
-                    memo[n.id] = self.graph.interval_ms
-                else:
-                    memo[n.id] = math.lcm(*(slide(p) for p in n.parents))
-            return memo[n.id]
-
-        return slide(self.node)
-
-    def _duration(self, name: str, arg: str, seconds: Any, base: int) -> int:
-        ms = interval_ms(seconds, f"{name}: {arg}")
-        if ms % base:
-            what = (
-                "the batch interval"
-                if base == self.graph.interval_ms
-                else "the slide of the windowed stream it reads"
-            )
-            raise ConfigError(
-                f"{name}: {arg}={seconds!r}: must be a multiple of {what} ({base / 1000:g} s)"
-            )
-        return ms
-
     def _window(self, name: str, length: Any, slide: Any) -> tuple[int, int]:
-        base = self._slide_ms()
-        if length is None:
-            raise ConfigError(f"{name}: length: give the window length in seconds")
-        length_ms = self._duration(name, "length", length, base)
-        slide_ms = base if slide is None else self._duration(name, "slide", slide, base)
-        return length_ms, slide_ms
-
-    # -- Spark's signatures where its parameter names or order differ from ours --------
-    def updateStateByKey(self, updateFunc, numPartitions=None, initialRDD=None):
-        return self.update_state_by_key(updateFunc, initialRDD, numPartitions)
-
-    def reduceByWindow(self, reduceFunc, invReduceFunc, windowDuration, slideDuration=None):
-        return self.reduce_by_window(reduceFunc, invReduceFunc, windowDuration, slideDuration)
-
-    def countByWindow(self, windowDuration, slideDuration=None):
-        return self.count_by_window(windowDuration, slideDuration)
-
-    def reduceByKeyAndWindow(
-        self,
-        func,
-        invFunc,
-        windowDuration,
-        slideDuration=None,
-        numPartitions=None,
-        filterFunc=None,
-    ):
-        return self.reduce_by_key_and_window(
-            func, invFunc, windowDuration, slideDuration, numPartitions, filterFunc
-        )
-
-    def countByValueAndWindow(self, windowDuration, slideDuration=None, numPartitions=None):
-        return self.count_by_value_and_window(windowDuration, slideDuration, numPartitions)
-
-    def groupByKeyAndWindow(self, windowDuration, slideDuration=None, numPartitions=None):
-        return self.group_by_key_and_window(windowDuration, slideDuration, numPartitions)
+        return durations.window_ms(self.node, self.graph.interval_ms, name, length, slide)
 
     # -- outputs ---------------------------------------------------------------------
     def pprint(self, num: int = 10) -> None:
@@ -458,27 +396,4 @@ def _callable(fn: Any, name: str, arg: str, optional: bool = False) -> None:
         raise ConfigError(f"{name}: {arg}={fn!r}: give a function")
 
 
-# Spark's camelCase names, so PySpark programs run unchanged through kstream.compat.
-SPARK_NAMES = {
-    "flatMap": "flat_map",
-    "mapValues": "map_values",
-    "flatMapValues": "flat_map_values",
-    "countByValue": "count_by_value",
-    "reduceByKey": "reduce_by_key",
-    "groupByKey": "group_by_key",
-    "leftOuterJoin": "left_outer_join",
-    "rightOuterJoin": "right_outer_join",
-    "fullOuterJoin": "full_outer_join",
-    "foreachRDD": "foreach_batch",
-    "updateStateByKey": "update_state_by_key",
-    "mapWithState": "map_with_state",
-    "reduceByWindow": "reduce_by_window",
-    "countByWindow": "count_by_window",
-    "reduceByKeyAndWindow": "reduce_by_key_and_window",
-    "countByValueAndWindow": "count_by_value_and_window",
-    "groupByKeyAndWindow": "group_by_key_and_window",
-    "reduceByKeyAndSession": "reduce_by_key_and_session",
-}
-for _spark, _ours in SPARK_NAMES.items():
-    if _spark not in DStream.__dict__:  # else a wrapper with Spark's own signature
-        setattr(DStream, _spark, getattr(DStream, _ours))
+add_spark_names(DStream)
