@@ -23,13 +23,14 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from kstream.clocks import TP
 from kstream.codec import Codec, unwritable
+from kstream.dead_letters import DeadLetter, operator_name
 from kstream.delivery import Delivery, RefusedError, produce_retrying
 from kstream.graph import Node
 from kstream.kafka import exchange
 from kstream.observe.observer import Observer
 from kstream.partitioning import partitioner
 from kstream.plan import Plan
-from kstream.poison import DeadLetter, Poison, operator_name
+from kstream.poison import Poison
 from kstream.runner import BatchResult
 from kstream.serde import serializer
 from kstream.stages import StageRuntime

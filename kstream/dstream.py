@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from kstream import durations
 from kstream.codec import SERDES
+from kstream.dead_letters import operator_name
 from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
 from kstream.ops.shuffle import Shuffle
 from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL
-from kstream.poison import operator_name
 from kstream.settings import interval_ms
 from kstream.spark_names import add_spark_names
 

@@ -8,12 +8,12 @@ import time
 from typing import TYPE_CHECKING
 
 from kstream.codec import codecs
+from kstream.dead_letters import operator_name
 from kstream.errors import ConfigError
 from kstream.graph import evaluate, require_output
 from kstream.ops.sinks import ForeachBatch
 from kstream.ops.sources import SocketSource
 from kstream.ops.stateful import Stateful
-from kstream.poison import operator_name
 from kstream.state.store import MemoryStore
 
 if TYPE_CHECKING:

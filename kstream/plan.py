@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kstream.dead_letters import dlq_topic
 from kstream.errors import ConfigError
 from kstream.graph import Node
 from kstream.names import internal_topic
@@ -16,7 +17,6 @@ from kstream.ops.shuffle import Shuffle
 from kstream.ops.sinks import To
 from kstream.ops.sources import KafkaSource
 from kstream.ops.stateful import Stateful
-from kstream.poison import dlq_topic
 from kstream.state.changelog import changelog_topic
 
 if TYPE_CHECKING:

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from kstream.dead_letters import HEADER, dlq_topic
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config, producer_config
 from kstream.names import parse_internal
 from kstream.plan import compile_plan
-from kstream.poison import HEADER, dlq_topic
 
 if TYPE_CHECKING:
     from kstream.app import App

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException
 
+from kstream.dead_letters import dlq_topic
 from kstream.errors import ConfigError
 from kstream.kafka.admin import Admin
 from kstream.names import parse_internal
-from kstream.poison import dlq_topic
 from kstream.redrive import redrive_group
 
 if TYPE_CHECKING:

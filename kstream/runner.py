@@ -12,19 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kstream.clocks import TP
+from kstream.dead_letters import DeadLetter, failure
 from kstream.graph import Batch, Node, evaluate
 from kstream.ops.stateful import Stateful
-from kstream.poison import (
-    DeadLetter,
-    Inputs,
-    Poison,
-    TaskBatch,
-    failure,
-    merge_inputs,
-    merge_values,
-    poisonous,
-    stuck,
-)
+from kstream.poison import Inputs, Poison, TaskBatch, merge_inputs, merge_values, poisonous, stuck
 from kstream.stages import StageRuntime
 from kstream.state.rocks import RocksStore
 from kstream.state.tasks import TaskStores

@@ -24,11 +24,12 @@ from confluent_kafka import Message
 from kstream.batches import OpenBatches
 from kstream.clocks import TP, Closer, MarkerClock, SourceClock
 from kstream.codec import Codec, refused
+from kstream.dead_letters import DeadLetter, operator_name
 from kstream.errors import ConfigError, FormatError
 from kstream.graph import Batch, Node
 from kstream.kafka import exchange
 from kstream.plan import Stage
-from kstream.poison import DeadLetter, Inputs, PoisonRecordError, TaskBatch, operator_name
+from kstream.poison import Inputs, PoisonRecordError, TaskBatch
 from kstream.progress import Closings
 from kstream.serde import deserializer
 from kstream.settings import Settings

@@ -9,10 +9,10 @@ import time as _time
 from collections.abc import Callable
 from typing import Any
 
+from kstream.dead_letters import error_type
 from kstream.errors import ConfigError
 from kstream.graph import Batch, Operator
 from kstream.ops.stateless import takes_time
-from kstream.poison import error_type
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0  # seconds: the longest wait between two calls of a failing output function

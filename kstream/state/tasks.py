@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kstream.codec import Codec
+from kstream.dead_letters import operator_name
 from kstream.errors import ConfigError
 from kstream.graph import Node
 from kstream.partitioning import owner
-from kstream.poison import operator_name
 from kstream.state.changelog import ChangelogReader, changelog_topic
 from kstream.state.rocks import RocksStore, StoreMemory
 
