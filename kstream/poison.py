@@ -67,7 +67,7 @@ def poisonous(e: BaseException) -> bool:
 
 class TaskBatch:
     """One task's (input partition's) records of a batch, in units that can run alone,
-    with what it takes to dead-letter each (subclasses in kstream/stages.py)."""
+    with what it takes to dead-letter each (subclasses in kstream/stages/)."""
 
     def __init__(self, tp: TP, t: int):
         self.tp = tp
