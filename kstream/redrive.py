@@ -21,11 +21,20 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from kstream.dead_letters import HEADER, dlq_topic
+from kstream.delivery import SendFailedError, produce_retrying
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config, producer_config
 from kstream.names import parse_internal
@@ -48,6 +57,75 @@ def _text(headers: dict[str, bytes | None], name: str) -> str | None:
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
+@dataclass
+class Letter:
+    """A dead letter and where it goes back to (its source topic, or None: not a source)."""
+
+    message: Message
+    source: str | None
+    partition: int  # -1: let the producer choose (the source has fewer partitions now)
+    timestamp: int
+    headers: list[tuple[str, bytes]]  # its own, the kstream.error.* ones stripped
+
+    @property
+    def where(self) -> str:
+        m = self.message
+        return f"{m.topic()}[{m.partition()}]@{m.offset()}"
+
+    def describe(self) -> str:
+        h = dict(self.message.headers() or ())
+        return (
+            f"from offset {_text(h, 'offset')}, {_text(h, 'reason')}: {_text(h, 'type')}: "
+            f"{_text(h, 'message')}"
+        )
+
+
+def _letter(m: Message, sources: set[str], known: dict[str, int]) -> Letter:
+    headers = dict(m.headers() or ())
+    source = _text(headers, "topic")
+    partition = int(_text(headers, "partition") or -1)
+    if source not in sources or partition >= known.get(source, 0):
+        partition = -1
+    stamp = _text(headers, "timestamp")
+    own = [(k, v) for k, v in m.headers() or () if not k.startswith(HEADER)]
+    return Letter(
+        m,
+        source if source in sources else None,
+        partition,
+        int(stamp) if stamp else m.timestamp()[1],
+        own,
+    )
+
+
+def _read_to_end(consumer: Consumer, topic: str, partitions: int, timeout: float):
+    """The dead-letter topic's records from the group's committed position (else the
+    beginning) to each partition's end-of-partition event; RedriveError past `timeout`."""
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    start = consumer.committed(tps, timeout=30)
+    consumer.assign(
+        [
+            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+            for tp in start
+        ]
+    )
+    reading = set(range(partitions))
+    deadline = time.monotonic() + timeout
+    while reading:
+        if time.monotonic() > deadline:
+            raise RedriveError(
+                f"did not reach the end of {topic} partition(s) "
+                f"{', '.join(map(str, sorted(reading)))} within {timeout:g}s; nothing committed"
+            )
+        for m in consumer.consume(500, 0.5):
+            err = m.error()
+            if err is None:
+                yield m
+            elif err.code() == KafkaError._PARTITION_EOF:
+                reading.discard(m.partition())
+            elif err.fatal():
+                raise RedriveError(f"reading {topic}: {err.str()}")
+
+
 def redrive(
     app: App,
     brokers: str | None,
@@ -58,112 +136,90 @@ def redrive(
     """Re-publish the app's dead-lettered source records; yields the lines to print."""
     brokers = brokers or app.settings.brokers or "localhost:9092"
     topic = dlq_topic(app.app_id)
-    admin = Admin(brokers, kafka)
-    known = admin.partitions()
+    known = Admin(brokers, kafka).partitions()
     if topic not in known:
         yield f"no dead-letter topic {topic}: nothing to redrive"
         return
     sources = set(compile_plan(app).source_topics())
-    config = consumer_config(brokers, redrive_group(app.app_id), None, kafka)
-    consumer = Consumer(config)
+    consumer = Consumer(consumer_config(brokers, redrive_group(app.app_id), None, kafka))
     errors: list[str] = []
-    producer = None
-    if not dry_run:
-        producer = Producer(
-            producer_config(
-                brokers, lambda err, msg: errors.append(f"{msg.topic()}: {err.str()}"), kafka
-            )
-        )
+    on_error = lambda err, msg: errors.append(f"{msg.topic()}: {err.str()}")  # noqa: E731
+    producer = None if dry_run else Producer(producer_config(brokers, on_error, kafka))
+    positions: dict[int, int] = {}
+    published: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(known[topic])]
-        start = consumer.committed(partitions, timeout=30)
-        consumer.assign(  # from the committed position, else from the beginning
-            [
-                TopicPartition(
-                    topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-                )
-                for tp in start
-            ]
-        )
-        reading = {tp.partition for tp in partitions}
-        positions: dict[int, int] = {}
-        published: Counter[str] = Counter()
-        skipped: Counter[str] = Counter()
-        deadline = time.monotonic() + timeout
-        while reading:
-            if time.monotonic() > deadline:
-                raise RedriveError(
-                    f"did not reach the end of {topic} partition(s) "
-                    f"{', '.join(map(str, sorted(reading)))} within {timeout:g}s; "
-                    "nothing committed"
-                )
-            for m in consumer.consume(500, 0.5):
-                err = m.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        reading.discard(m.partition())
-                        continue
-                    if err.fatal():
-                        raise RedriveError(f"reading {topic}: {err.str()}")
-                    continue
-                positions[m.partition()] = m.offset() + 1
-                headers = dict(m.headers() or ())
-                source = _text(headers, "topic")
-                where = f"{topic}[{m.partition()}]@{m.offset()}"
-                if source not in sources:
-                    skipped[source or "(no kstream.error.topic header)"] += 1
-                    if dry_run:
-                        yield f"would skip {where}: from {source}, not a source topic of the app"
-                    continue
-                partition = int(_text(headers, "partition") or -1)
-                if partition >= known.get(source, 0):
-                    partition = -1
-                stamp = _text(headers, "timestamp")
-                timestamp = int(stamp) if stamp else m.timestamp()[1]
-                own = [(k, v) for k, v in m.headers() or () if not k.startswith(HEADER)]
-                published[source] += 1
+        for m in _read_to_end(consumer, topic, known[topic], timeout):
+            positions[m.partition()] = m.offset() + 1
+            letter = _letter(m, sources, known)
+            if letter.source is None:
+                source = _text(dict(m.headers() or ()), "topic")
+                skipped[source or "(no kstream.error.topic header)"] += 1
                 if dry_run:
-                    yield (
-                        f"would re-publish {where} to {source}[{partition}] "
-                        f"(from offset {_text(headers, 'offset')}, "
-                        f"{_text(headers, 'reason')}: {_text(headers, 'type')}: "
-                        f"{_text(headers, 'message')})"
-                    )
-                    continue
-                assert producer is not None
-                while True:
-                    try:
-                        producer.produce(
-                            source,
-                            m.value(),
-                            m.key(),
-                            partition,
-                            timestamp=timestamp,
-                            headers=own or None,
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                    yield f"would skip {letter.where}: from {source}, not a source topic of the app"
+                continue
+            published[letter.source] += 1
+            if producer is None:
+                yield (
+                    f"would re-publish {letter.where} to {letter.source}[{letter.partition}] "
+                    f"({letter.describe()})"
+                )
+                continue
+            _publish(producer, letter)
         if producer is not None:
-            left = producer.flush(timeout)
-            if left or errors:
-                raise RedriveError(
-                    f"{left + len(errors)} record(s) not re-published "
-                    f"({errors[0] if errors else 'not acknowledged in time'}); nothing committed"
-                )
-            if positions:
-                consumer.commit(
-                    offsets=[TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
-                    asynchronous=False,
-                )
-        verb = "would re-publish" if dry_run else "re-published"
-        for name, n in sorted(published.items()):
-            yield f"{verb} {n} record(s) to {name}"
-        for name, n in sorted(skipped.items()):
-            internal = parse_internal(app.app_id, name)
-            kind = f"a {internal[1]} topic" if internal else "not a source"
-            yield f"skipped {n} record(s) from {name} ({kind}: cannot be re-published)"
-        if not published and not skipped:
-            yield f"nothing to redrive: no new records on {topic}"
+            _commit(consumer, producer, topic, positions, errors, timeout)
+        yield from _summary(app.app_id, topic, published, skipped, dry_run)
     finally:
         consumer.close()
+
+
+def _publish(producer: Producer, letter: Letter) -> None:
+    m = letter.message
+    try:
+        produce_retrying(
+            producer,
+            letter.source,  # type: ignore[arg-type]
+            m.value(),
+            m.key(),
+            letter.partition,
+            letter.timestamp,
+            letter.headers or None,
+        )
+    except SendFailedError as e:
+        raise RedriveError(f"{e}; nothing committed") from e
+
+
+def _commit(
+    consumer: Consumer,
+    producer: Producer,
+    topic: str,
+    positions: dict[int, int],
+    errors: list[str],
+    timeout: float,
+) -> None:
+    """Once every re-published record is acknowledged, the group moves past them."""
+    left = producer.flush(timeout)
+    if left or errors:
+        raise RedriveError(
+            f"{left + len(errors)} record(s) not re-published "
+            f"({errors[0] if errors else 'not acknowledged in time'}); nothing committed"
+        )
+    if positions:
+        consumer.commit(
+            offsets=[TopicPartition(topic, p, o) for p, o in sorted(positions.items())],
+            asynchronous=False,
+        )
+
+
+def _summary(
+    app_id: str, topic: str, published: Counter[str], skipped: Counter[str], dry_run: bool
+) -> Iterator[str]:
+    verb = "would re-publish" if dry_run else "re-published"
+    for name, n in sorted(published.items()):
+        yield f"{verb} {n} record(s) to {name}"
+    for name, n in sorted(skipped.items()):
+        internal = parse_internal(app_id, name)
+        kind = f"a {internal[1]} topic" if internal else "not a source"
+        yield f"skipped {n} record(s) from {name} ({kind}: cannot be re-published)"
+    if not published and not skipped:
+        yield f"nothing to redrive: no new records on {topic}"
