@@ -136,11 +136,16 @@ def test_unknown_serde_in_to(arg):
 
 def test_known_serdes_are_accepted():
     app = kstream.App("t")
-    for name in ("str", "bytes", "json", "int", "pickle"):
+    names = ("str", "bytes", "json", "int", "pickle")
+    for name in names:
         app.stream("lines", key_serde=name, value_serde=name).to(
             "out", key_serde=name, value_serde=name
         )
     app.stream("lines").to("out")  # "auto" for outputs
+    sources = [n.op for n in app.graph.sources()]
+    sinks = [n.op for n in app.nodes if n.op.is_sink]
+    assert [(op.key_serde, op.value_serde) for op in sources] == [*zip(names, names), ("str",) * 2]
+    assert [(op.key_serde, op.value_serde) for op in sinks] == [*zip(names, names), ("auto",) * 2]
 
 
 @pytest.mark.parametrize("topics", ["", [], [""], ["ok", ""], [None]])
