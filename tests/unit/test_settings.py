@@ -144,8 +144,9 @@ def test_known_serdes_are_accepted():
     app.stream("lines").to("out")  # "auto" for outputs
     sources = [n.op for n in app.graph.sources()]
     sinks = [n.op for n in app.nodes if n.op.is_sink]
-    assert [(op.key_serde, op.value_serde) for op in sources] == [*zip(names, names), ("str",) * 2]
-    assert [(op.key_serde, op.value_serde) for op in sinks] == [*zip(names, names), ("auto",) * 2]
+    pairs = [(name, name) for name in names]
+    assert [(op.key_serde, op.value_serde) for op in sources] == [*pairs, ("str", "str")]
+    assert [(op.key_serde, op.value_serde) for op in sinks] == [*pairs, ("auto", "auto")]
 
 
 @pytest.mark.parametrize("topics", ["", [], [""], ["ok", ""], [None]])
