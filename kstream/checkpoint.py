@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kstream.clocks import TP
 from kstream.codec import Codec, unwritable
@@ -198,31 +198,46 @@ class Checkpoint:
 
     def _produce_outputs(self, node: Node, records: list, t: int) -> list[DeadLetter]:
         """A sink's records to its topic. Returns the poison records: those Kafka refuses
-        for good, now or in a failed run of the step (`refused`)."""
+        for good, now or in a failed run of the step (`refused`). A record goes straight
+        to produce() (the hot path: one call per output record) unless that raises or the
+        step is the redo of a failed one; then `_produce_one` waits for room or says
+        why Kafka refuses it."""
         topic = node.op.topic  # type: ignore[attr-defined]
         kser, vser = self.serializers[node]
-        producer, refused = self.delivery.producer, self.refused  # type: ignore[union-attr]
-        report = self.delivery.report  # type: ignore[union-attr]
+        produce = self.delivery.producer.produce  # type: ignore[union-attr]
+        direct = not self.refused and self.delivery.report is None  # type: ignore[union-attr]
         letters = []
         for r in records:
             if type(r) is tuple and len(r) == 2:
                 key, value = kser(r[0]), vser(r[1])
             else:
                 key, value = None, vser(r)
-            known = refused.get((topic, key, value)) if refused else None
-            if known is not None:
-                error = known[0]
-            else:
+            if direct:
                 try:
-                    produce_retrying(producer, topic, value, key, -1, t, None, report)
+                    produce(topic, value, key, timestamp=t)
                     continue
-                except RefusedError as e:
-                    error = e.error
-            writers = self.writers[topic]
-            letters.append(
-                DeadLetter.refused(error.name(), error.str(), writers, topic, key, value, t)
-            )
+                except (BufferError, KafkaException):
+                    pass  # not queued: the full path below
+            letter = self._produce_one(topic, key, value, t)
+            if letter is not None:
+                letters.append(letter)
         return letters
+
+    def _produce_one(self, topic: str, key: Any, value: Any, t: int) -> DeadLetter | None:
+        """One output record, waiting for room in a full queue; a dead letter instead if
+        Kafka refuses it for good, now or in the failed step this one redoes."""
+        known = self.refused.get((topic, key, value)) if self.refused else None
+        if known is not None:
+            error = known[0]
+        else:
+            delivery = self.delivery
+            try:
+                produce_retrying(delivery.producer, topic, value, key, -1, t, None, delivery.report)  # type: ignore[union-attr]
+                return None
+            except RefusedError as e:
+                error = e.error
+        writers = self.writers[topic]
+        return DeadLetter.refused(error.name(), error.str(), writers, topic, key, value, t)
 
     def _produce_exchange(self, topic: str, side: int, records: list, t: int, writer: int) -> None:
         """A batch's records for a repartition topic, in frames of its format; a record
