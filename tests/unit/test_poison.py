@@ -11,12 +11,9 @@ import pytest
 from confluent_kafka import Message
 
 import kstream
-from kstream.graph import evaluate, failed_node
 from kstream.poison import PoisonRecordError
-from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.worker import Worker
 from tests.unit.offline import (
-    CODEC,
     FakeProducer,
     feed,
     frame_msg,
@@ -438,76 +435,6 @@ def test_late_session_records_go_to_the_dead_letter_topic(monkeypatch, tmp_path)
     assert "older than its key's open session" in h["kstream.error.message"]
     assert metric(w, "kstream_dlq_records_total", topic=topic, reason="late") == 1
     w.stores.close()
-
-
-# -- pieces ---------------------------------------------------------------------------------
-def test_evaluate_names_the_node_that_raised():
-    app = kstream.App("t", batch_interval=1.0)
-    app.queue_stream([[1, 0]]).map(lambda x: 1 // x).collect()
-    nodes = app.ordered_nodes()
-    with pytest.raises(ZeroDivisionError) as e:
-        evaluate(nodes, 1000, {})
-    assert failed_node(e.value) is nodes[1]
-
-
-def chain_app(split, pair):
-    app = kstream.App("t", batch_interval=1.0)
-    app.queue_stream([["a b", "c"]]).flat_map(split).map(pair).update_state_by_key(
-        lambda new, s: len(new) + (s or 0)
-    ).collect()
-    nodes = app.ordered_nodes()  # source, flat_map, map, shuffle, update_state_by_key, …
-    return nodes[:4]  # up to the shuffle: the state op would need a store
-
-
-def test_a_chain_of_record_operators_runs_as_iterators_and_is_left_out_of_the_result():
-    nodes = chain_app(str.split, lambda w: (w, 1))
-    values = evaluate(nodes, 1000, {})
-    assert [n.op.kind for n in nodes if n not in values] == ["flat_map", "map"]
-    assert sorted(values[nodes[3]]) == [("a", [1]), ("b", [1]), ("c", [1])]
-
-
-@pytest.mark.parametrize("culprit", [1, 2])
-def test_an_error_in_a_chain_names_the_step_that_raised(culprit):
-    def split(line):
-        if culprit == 1 and line == "c":
-            raise ValueError("bad line")
-        return line.split()
-
-    def pair(w):
-        if culprit == 2 and w == "b":
-            raise ValueError("bad word")
-        return (w, 1)
-
-    nodes = chain_app(split, pair)
-    with pytest.raises(ValueError) as e:
-        evaluate(nodes, 1000, {})
-    assert failed_node(e.value) is nodes[culprit]
-
-
-def test_an_error_of_the_reader_of_a_chain_names_the_reader():
-    nodes = chain_app(str.split, lambda w: ([w], 1))  # an unhashable key: the grouping raises
-    with pytest.raises(TypeError) as e:
-        evaluate(nodes, 1000, {})
-    assert failed_node(e.value) is nodes[3]
-
-
-def test_a_savepoint_protects_pending_values_changed_in_place(tmp_path):
-    store = RocksStore(str(tmp_path / "s"), ("c", 0), StoreMemory(8), CODEC, "op")
-    store.put("a", [1])
-    store.put("gone", 1)
-    store.savepoint()
-    store.get("a").append(2)  # in place, as an operator may
-    store.put("b", 3)
-    store.delete("gone")
-    assert (store.get("a"), store.get("b"), store.get("gone")) == ([1, 2], 3, None)
-    store.rollback()
-    assert (store.get("a"), store.get("b"), store.get("gone")) == ([1], None, 1)
-    store.savepoint()
-    assert sorted(store.items()) == [("a", [1]), ("gone", 1)]
-    store.commit(None)
-    store.put("c", 1)  # no savepoint after a commit: nothing recorded
-    assert store._undo is None
-    store.close()
 
 
 def test_every_task_of_a_stage_with_state_runs_its_batch_records_or_not(monkeypatch, tmp_path):
