@@ -102,6 +102,8 @@ class StageRuntime:
     def due(self, now_ms: int, limit: int | None = None) -> list[Run]:
         """The runs to process now, in order, at most `limit` of them: partitions
         catching up first. Only the runs returned are closed; the others stay due."""
+        if limit == 0:
+            return []
         runs = self._catch_up(now_ms, limit)
         if limit is not None:
             limit -= len(runs)
@@ -133,9 +135,9 @@ class StageRuntime:
                     by_time[t].append(tp)
         times = sorted(by_time)
         if limit is not None and len(times) > limit:
-            times = times[:limit]  # the partitions close through the last run taken
-            cut = times[-1] if times else None
-            limits = {tp: min(upto, cut) for tp, upto in limits.items() if cut is not None}
+            times = times[:limit]
+            cut = times[-1]  # the partitions close through the last run taken
+            limits = {tp: min(upto, cut) for tp, upto in limits.items()}
         for tp, upto in limits.items():
             self._close(tp, upto)
         return [(t, tuple(sorted(by_time[t]))) for t in times]

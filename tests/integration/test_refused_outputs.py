@@ -16,12 +16,13 @@ import logging
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message
 
 import kstream
 from kstream.delivery import AtLeastOnce, open_delivery
 from kstream.testing import FAST_CLIENT, produce
 from kstream.worker import Worker
+from tests.integration.faults import committed
 from tests.integration.workers import read_to_end
 
 LIMIT = 20_000  # bytes: the largest record the producer takes
@@ -57,17 +58,9 @@ def lines_with_large_outputs(bootstrap: str, source: str) -> int:
     return len(lines)
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **FAST_CLIENT})
-    try:
-        return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
-    finally:
-        c.close()
-
-
 def run_until_committed(worker: Worker, bootstrap: str, app_id: str, source: str, n: int):
     deadline = time.monotonic() + 90
-    while committed(bootstrap, app_id, source) < n:
+    while committed(bootstrap, app_id, source, 1)[0] < n:
         assert time.monotonic() < deadline, "the input was never committed to its end"
         worker.loop(duration=1.0)
 
