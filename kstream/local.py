@@ -14,7 +14,7 @@ from kstream.graph import evaluate, require_output
 from kstream.ops.sinks import ForeachBatch
 from kstream.ops.sources import SocketSource
 from kstream.ops.stateful import Stateful
-from kstream.state.store import MemoryStore
+from kstream.state.memory import MemoryStore
 
 if TYPE_CHECKING:
     from kstream.builder import Pipeline
@@ -40,13 +40,19 @@ class LocalRunner:
         require_output(self.nodes)
         self.virtual_batches = 0
         by_serde = codecs()
+        self.stores: list[MemoryStore] = []
         for node in self.nodes:
             if isinstance(node.op, Stateful):
                 codec = by_serde[node.op.serde or app.settings.internal_serde]
-                node.op.bind(MemoryStore(codec, operator_name(node)))
+                self.stores.append(MemoryStore(codec, operator_name(node)))
+                node.op.bind(self.stores[-1])
 
     def run_batch(self, t: int) -> None:
+        """Evaluate batch t, then commit its state changes, as a worker does once the
+        batch's outputs are acknowledged (docs/design.md §5)."""
         evaluate(self.nodes, t, {})
+        for store in self.stores:
+            store.commit(None)
 
     def run_virtual(self, n: int) -> None:
         if any(isinstance(s.op, SocketSource) for s in self.app.graph.sources()):

@@ -1,4 +1,4 @@
-"""The interface stateful operators use, and its in-memory implementation."""
+"""The interface stateful operators use (kept by kstream/state/transaction.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ class Store(ABC):
     operator's codec carries (kstream/codec.py); one it does not stops the run, naming
     the operator (a FormatError: no poison record is at fault).
 
-    Reads see the writes made earlier in the same batch; a Kafka-backed store makes a
-    batch's writes durable together, after the batch's outputs are acknowledged.
+    Reads see the writes made earlier in the same batch; the writes are kept together
+    until a commit applies them (on Kafka, after the batch's outputs are acknowledged).
     """
 
     def __init__(self, codec: Codec, operator: str):
@@ -60,34 +60,3 @@ class Store(ABC):
 
 
 _MISSING = object()
-
-
-class MemoryStore(Store):
-    """Encoded keys and values in a dict: like a RocksDB store, a value read in one batch
-    is never the object stored (or emitted) in an earlier one, and a key or value the
-    codec does not carry fails here, in a local test, rather than on Kafka."""
-
-    def __init__(self, codec: Codec, operator: str) -> None:
-        super().__init__(codec, operator)
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key, default=None):
-        raw = self.data.get(self._key(key))
-        return default if raw is None else self.codec.loads(raw)
-
-    def put(self, key, value):
-        self.data[self._key(key)] = self._value(value)
-
-    def delete(self, key):
-        self.data.pop(self._key(key), None)
-
-    def items(self):
-        loads_key, loads = self.codec.loads_key, self.codec.loads
-        return iter([(loads_key(k), loads(v)) for k, v in self.data.items()])
-
-    def __len__(self):
-        return len(self.data)
-
-    def get_many(self, keys):
-        get, loads = self.data.get, self.codec.loads
-        return [None if (raw := get(self._key(k))) is None else loads(raw) for k in keys]

@@ -11,7 +11,7 @@ from kstream.ops.stateful import KEY
 from kstream.partitioning import partitioner
 from kstream.plan import compile_plan
 from kstream.state.changelog import changelog_topic
-from kstream.state.rocks import USER
+from kstream.state.partition import USER
 from kstream.state.tasks import TaskStores, store_shape
 from kstream.testing import FAST_CLIENT, create_topics, produce
 from kstream.worker import Worker

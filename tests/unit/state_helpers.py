@@ -14,23 +14,20 @@ from collections.abc import Callable
 from kstream.codec import Msgpack
 from kstream.ops.stateful import Stateful
 from kstream.partitioning import BY_KEY, owner, partitioner
-from kstream.state.store import MemoryStore
+from kstream.state.memory import MemoryStore
 
 
 def run_with_fresh_ops(app, n: int) -> None:
     """Run n batches; before each batch after the first, every stateful operator is
-    replaced by a pristine copy bound to a copy of its store (as a Kafka runner re-binds
-    stores): state kept in Python attributes would be lost."""
+    replaced by a pristine copy bound to its store (as a Kafka runner re-binds stores):
+    state kept in Python attributes would be lost."""
     nodes = [node for node in app.nodes if isinstance(node.op, Stateful)]
     pristine = {node: copy.deepcopy(node.op) for node in nodes}
     for _ in range(n):
         app.run_batches(1)
         for node in nodes:
-            old = node.op.store
-            store = MemoryStore(old.codec, old.operator)
-            store.data = dict(old.data)
             op = copy.deepcopy(pristine[node])
-            op.bind(store)
+            op.bind(node.op.store)
             node.op = op
 
 
@@ -42,7 +39,8 @@ def store_of(app, kind: str):
 def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partitions: int):
     """Run a keyed stateful operator as a Kafka runner would: each batch combined upstream
     (`partial`), split by the shuffle's partitioner, and run task by task on one store per
-    partition, re-bound before each task. Returns [(time, records or None)]."""
+    partition, re-bound before each task and committed after each batch. Returns
+    [(time, records or None)]."""
     where = partitioner(BY_KEY, partitions)
     stores = [MemoryStore(Msgpack(), op.kind) for _ in range(partitions)]
     out = []
@@ -54,6 +52,7 @@ def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partition
         for p in range(partitions):
             op.bind(stores[p], owner(p, partitions))
             results.append(op.apply([[r for r in combined if where(r) == p]], t))
+            stores[p].commit(None)
         present = [r for r in results if r is not None]
         out.append((t / 1000, [x for r in present for x in r] if present else None))
     return out

@@ -317,7 +317,7 @@ def test_a_store_in_another_format_is_refused(tmp_path):
     ):
         RocksStore(path, ("c", 0), StoreMemory(8), Pickle(), "op")
     store = RocksStore(path, ("c", 0), StoreMemory(8), Msgpack(), "op")
-    store.db.delete(FORMAT)  # a store an earlier kstream left behind
+    store.partition.write([(FORMAT, None)])  # a store an earlier kstream left behind
     store.close()
     with pytest.raises(FormatError, match=r"holds no format \(an earlier kstream's\)"):
         RocksStore(path, ("c", 0), StoreMemory(8), Msgpack(), "op")

@@ -1,5 +1,5 @@
-"""The RocksDB store (kstream/state/rocks.py): a savepoint undoes a batch's changes, those
-made in place to values it read included."""
+"""The RocksDB store (kstream/state/rocks.py): what it keeps on disk. The transaction over
+it is tested with the memory store's in tests/unit/test_store_transaction.py."""
 
 from __future__ import annotations
 
@@ -7,20 +7,36 @@ from kstream.state.rocks import RocksStore, StoreMemory
 from tests.unit.offline import CODEC
 
 
-def test_a_savepoint_protects_pending_values_changed_in_place(tmp_path):
-    store = RocksStore(str(tmp_path / "s"), ("c", 0), StoreMemory(8), CODEC, "op")
+def open_store(path) -> RocksStore:
+    return RocksStore(str(path), ("c", 3), StoreMemory(8), CODEC, "op")
+
+
+def test_committed_changes_outlive_the_store_pending_ones_do_not(tmp_path):
+    store = open_store(tmp_path / "s")
+    store.set_shape("count")
     store.put("a", [1])
-    store.put("gone", 1)
-    store.savepoint()
-    store.get("a").append(2)  # in place, as an operator may
-    store.put("b", 3)
-    store.delete("gone")
-    assert (store.get("a"), store.get("b"), store.get("gone")) == ([1, 2], 3, None)
-    store.rollback()
-    assert (store.get("a"), store.get("b"), store.get("gone")) == ([1], None, 1)
-    store.savepoint()
-    assert sorted(store.items()) == [("a", [1]), ("gone", 1)]
-    store.commit(None)
-    store.put("c", 1)  # no savepoint after a commit: nothing recorded
-    assert store._undo is None
+    store.put("b", 2)
+    store.processed(5000, 7)
+    store.commit(12)
+    store.put("c", 3)  # never committed
     store.close()
+    store = open_store(tmp_path / "s")
+    try:
+        assert sorted(store.items()) == [("a", [1]), ("b", 2)]
+        assert (store.shape(), store.changelog_next(), store.batch_through()) == (
+            "count",
+            12,
+            (5000, 7),
+        )
+        assert store.changelog_key == ("c", 3)
+    finally:
+        store.close()
+
+
+def test_a_new_store_has_no_shape(tmp_path):
+    store = open_store(tmp_path / "s")
+    try:
+        assert (store.shape(), store.changelog_next(), store.batch_through()) == (None, 0, None)
+        assert list(store.items()) == []
+    finally:
+        store.close()

@@ -19,7 +19,7 @@ import kstream
 from kstream import ConfigError
 from kstream.codec import Msgpack
 from kstream.ops import windows
-from kstream.state.store import MemoryStore
+from kstream.state.memory import MemoryStore
 from tests.unit.state_helpers import (
     run_partitioned,
     run_program,
