@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+import kstream
 from kstream.errors import FormatError
 from kstream.state.memory import MemoryStore
 from kstream.state.partition import USER
 from kstream.state.rocks import RocksStore, StoreMemory
 from kstream.state.transaction import BATCH_THROUGH, CHANGELOG_NEXT, BatchTransaction
 from tests.unit.offline import CODEC
+from tests.unit.state_helpers import store_of
 
 T = 5000
 
@@ -200,3 +202,19 @@ def test_a_memory_store_counts_only_the_operators_keys():
     store.commit(3)
     assert len(store) == 2
     assert store.partition.get(CHANGELOG_NEXT) == b"3"
+
+
+def test_a_local_run_commits_each_batch_so_state_changed_in_place_keeps_earlier_outputs():
+    def collect(values, state):  # changes its state in place, and emits it
+        state = state if state is not None else []
+        state.extend(values)
+        return state
+
+    app = kstream.App("p", batch_interval=1.0)
+    stream = app.queue_stream([[("a", 1)], [("a", 2)], [("a", 3)]])
+    out = stream.update_state_by_key(collect).collect()
+    app.run_batches(3)
+    assert [r for _, r in out.batches] == [[("a", [1])], [("a", [1, 2])], [("a", [1, 2, 3])]]
+    store = store_of(app, "update_state_by_key")
+    assert store.changes() == []
+    assert committed(store) == {("k", "a"): [1, 2, 3]}
