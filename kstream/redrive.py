@@ -1,14 +1,15 @@
 """`kstream dlq redrive`: put the dead letters of source records back on their topics.
 
 It reads `<app_id>-dlq` from where the consumer group `<app_id>-dlq-redrive` left off (the
-beginning, the first time) to its end, found by partition-EOF events (ListOffsets cannot be
-trusted on every broker, see docs/test-broker.md). Each record that came from one of the app's
-source topics is re-published to that topic and partition with its original key, value and
-timestamp, and its own headers (the `kstream.error.*` ones stripped). Once the producer is
-flushed, the group's position is committed: a second redrive re-publishes only what was
-dead-lettered since. Records from repartition topics (intermediate records of a stage after
-a shuffle, or late session records) cannot be fed back into the pipeline where they failed:
-they are counted as skipped, as are records of topics the app does not read (any more).
+beginning, the first time) to its end, found by partition-EOF events (kstream/kafka/reading.py:
+ListOffsets cannot be trusted on every broker, see docs/test-broker.md). Each record that came
+from one of the app's source topics is re-published to that topic and partition with its
+original key, value and timestamp, and its own headers (the `kstream.error.*` ones stripped).
+Once the producer is flushed, the group's position is committed: a second redrive
+re-publishes only what was dead-lettered since. Records from repartition topics
+(intermediate records of a stage after a shuffle, or late session records) cannot be fed
+back into the pipeline where they failed: they are counted as skipped, as are records of
+topics the app does not read (any more).
 
 A re-published record has its old timestamp: the worker takes it in as a late record
 (`late="join"`, the default, puts it in the oldest open batch; `late="drop"` drops it).
@@ -18,25 +19,18 @@ re-publishes those records again next time.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from kstream.dead_letters import HEADER, dlq_topic
 from kstream.delivery import SendFailedError, produce_retrying
 from kstream.kafka.admin import Admin
 from kstream.kafka.config import consumer_config, producer_config
+from kstream.kafka.reading import ReadError, ToEnd
 from kstream.names import parse_internal
 from kstream.plan import compile_plan
 
@@ -99,31 +93,22 @@ def _letter(m: Message, sources: set[str], known: dict[str, int]) -> Letter:
 
 def _read_to_end(consumer: Consumer, topic: str, partitions: int, timeout: float):
     """The dead-letter topic's records from the group's committed position (else the
-    beginning) to each partition's end-of-partition event; RedriveError past `timeout`."""
+    beginning) to each partition's end; RedriveError past `timeout`."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
-    start = consumer.committed(tps, timeout=30)
-    consumer.assign(
-        [
-            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-            for tp in start
-        ]
-    )
-    reading = set(range(partitions))
-    deadline = time.monotonic() + timeout
-    while reading:
-        if time.monotonic() > deadline:
-            raise RedriveError(
-                f"did not reach the end of {topic} partition(s) "
-                f"{', '.join(map(str, sorted(reading)))} within {timeout:g}s; nothing committed"
-            )
-        for m in consumer.consume(500, 0.5):
-            err = m.error()
-            if err is None:
-                yield m
-            elif err.code() == KafkaError._PARTITION_EOF:
-                reading.discard(m.partition())
-            elif err.fatal():
-                raise RedriveError(f"reading {topic}: {err.str()}")
+    start = [
+        TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+        for tp in consumer.committed(tps, timeout=30)
+    ]
+    reader = ToEnd(consumer, timeout, start, fatal_only=True)
+    try:
+        yield from reader
+    except ReadError as e:
+        raise RedriveError(str(e)) from e
+    if not reader.complete:
+        raise RedriveError(
+            f"did not reach the end of {topic} partition(s) "
+            f"{', '.join(map(str, reader.missing))} within {timeout:g}s; nothing committed"
+        )
 
 
 def redrive(

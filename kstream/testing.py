@@ -14,8 +14,10 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from kstream.kafka.reading import ToEnd
 
 FAST_CLIENT = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500}
 
@@ -230,28 +232,10 @@ def read_topic(bootstrap: str, topic: str, idle: float = 2.0, timeout: float = 6
         }
     )
     c.subscribe([topic])
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout
-    reached: set[int] = set()  # partitions read to their end at least once
-    caught_up = None  # when every assigned partition had been
     try:
-        while time.monotonic() < deadline:
-            if caught_up is not None and time.monotonic() - caught_up >= idle:
-                break
-            for m in c.consume(1000, 0.2):
-                if m.error() is None:
-                    out.append(m)
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    reached.add(m.partition())
-                else:
-                    raise RuntimeError(m.error().str())
-            if caught_up is None and reached:
-                assigned = {tp.partition for tp in c.assignment()}
-                if assigned and assigned <= reached:
-                    caught_up = time.monotonic()
+        return list(ToEnd(c, timeout, linger=idle))
     finally:
         c.close()
-    return out
 
 
 @contextlib.contextmanager

@@ -290,7 +290,7 @@ class Worker:
         gc.freeze()
         self.observer.start()
         self._due_checked = self._due_since = time.time()
-        self._connect()
+        self.connect()
         log.info(
             "worker for %s started (%s): %d stage(s), reading %s%s",
             self.app.app_id,
@@ -302,9 +302,10 @@ class Worker:
             else "",
         )
 
-    def _connect(self) -> None:
+    def connect(self) -> None:
         """The Kafka clients of one incarnation: producer(s), then the group member (the
-        one kept over a restart, rewound to the committed offsets, or a new one)."""
+        one kept over a restart, rewound to the committed offsets, or a new one). After
+        prepare(): start() and each restart call it; tests, to run batches by hand."""
         self.observer.ready(False, "joining the consumer group")
         on_problem = lambda what: self.observer.metrics.error("produce")  # noqa: E731
         transactional_id = None
@@ -372,7 +373,7 @@ class Worker:
                 return
             self._build_stages()
             try:
-                self._connect()
+                self.connect()
                 return
             except RESTARTABLE as again:  # e.g. the broker is still away
                 if fenced(again):

@@ -12,8 +12,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from kstream.kafka.reading import ToEnd
 from kstream.testing import FAST_CLIENT, read_topic
 
 APPS = Path(__file__).parent / "apps"
@@ -116,25 +117,15 @@ def _read_to_end(bootstrap: str, topic: str, timeout: float, committed: bool):
             **FAST_CLIENT,
         }
     )
-    out, ends = [], {}
     try:
         partitions = c.list_topics(topic, timeout=10).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        deadline = time.monotonic() + timeout
-        while len(ends) < len(partitions):
-            if time.monotonic() > deadline:
-                left = set(partitions) - set(ends)
-                raise AssertionError(f"{topic}: no end of partitions {left} in {timeout}s")
-            for m in c.consume(1000, 0.2):
-                if m.error() is None:
-                    out.append(m)
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    ends.setdefault(m.partition(), m.offset())
-                else:
-                    raise AssertionError(f"{topic}: {m.error().str()}")
+        reader = ToEnd(c, timeout, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out = list(reader)
     finally:
         c.close()
-    return out, ends
+    if not reader.complete:
+        raise AssertionError(f"{topic}: no end of partitions {reader.missing} in {timeout}s")
+    return out, reader.ends
 
 
 def total(batches: dict[int, Counter]) -> int:

@@ -3,6 +3,7 @@ what it would produce is recorded (FakeProducer.sent)."""
 
 from __future__ import annotations
 
+import pytest
 from confluent_kafka import KafkaError, KafkaException, Message
 
 from kstream.codec import Msgpack
@@ -68,6 +69,92 @@ class FakeProducer:
         return [r for r in self.sent if r["topic"] == topic]
 
 
+class KafkaProducerStandIn:
+    """Stands for confluent_kafka.Producer inside kstream.delivery. Its calls go to a
+    shared `journal` as (role, call, detail); flush() acknowledges what was produced,
+    calling back as librdkafka does (only failures, under delivery.report.only.error),
+    unless `unacknowledged` still says how many records it leaves in flight. Per topic,
+    `refuse_now` refuses records at produce(), as librdkafka does one above
+    message.max.bytes, and `refuse` in their delivery report; `fail` (per call) raises."""
+
+    def __init__(self, config: dict, journal: list):
+        self.config = config
+        self.journal = journal
+        self.role = "producer"  # the test names its producers
+        self.refuse: dict[str, KafkaError] = {}
+        self.refuse_now: dict[str, KafkaError] = {}
+        self.fail: dict[str, KafkaError] = {}
+        self.unacknowledged: list[int] = []
+        self.sent: list[Message] = []  # every record it took
+        self.pending: list[Message] = []  # those not yet acknowledged
+        self.offsets: dict[tuple[str, int], int] = {}
+        self._callbacks: list = []
+
+    def produce(
+        self, topic, value=None, key=None, partition=-1, timestamp=0, headers=None, on_delivery=None
+    ):
+        if topic in self.refuse_now:
+            raise KafkaException(self.refuse_now[topic])
+        self.journal.append((self.role, "produce", topic))
+        p = max(partition, 0)
+        offset = self.offsets.get((topic, p), 0)
+        self.offsets[(topic, p)] = offset + 1
+        m = Message(topic=topic, partition=p, offset=offset, key=key, value=value, headers=headers)
+        self.sent.append(m)
+        self.pending.append(m)
+        self._callbacks.append(on_delivery or self.config.get("on_delivery"))
+
+    def flush(self, timeout=None) -> int:
+        self.journal.append((self.role, "flush", None))
+        if self.unacknowledged:
+            return self.unacknowledged.pop(0)
+        only_errors = self.config.get("delivery.report.only.error", False)
+        for m, report in zip(self.pending, self._callbacks, strict=True):
+            error = self.refuse.get(m.topic())
+            if report is None:  # no callback: exactly-once learns of it at the commit
+                continue
+            if error is not None:
+                m = Message(topic=m.topic(), key=m.key(), value=m.value(), error=error)
+                report(error, m)
+            elif not only_errors:
+                report(None, m)
+        self.pending.clear()
+        self._callbacks.clear()
+        return 0
+
+    def poll(self, timeout=None) -> int:
+        self.journal.append((self.role, "poll", None))
+        return 0
+
+    def purge(self) -> None:
+        self.journal.append((self.role, "purge", None))
+        self.pending.clear()
+        self._callbacks.clear()
+
+    def _call(self, name: str, detail=None) -> None:
+        self.journal.append((self.role, name, detail))
+        if name in self.fail:
+            raise KafkaException(self.fail[name])
+
+    def init_transactions(self, timeout=None):
+        self._call("init_transactions")
+
+    def begin_transaction(self):
+        self._call("begin_transaction")
+
+    def send_offsets_to_transaction(self, offsets, metadata, timeout=None):
+        self._call(
+            "send_offsets_to_transaction", [(o.topic, o.partition, o.offset) for o in offsets]
+        )
+
+    def commit_transaction(self, timeout=None):
+        self._call("commit_transaction")
+
+    def abort_transaction(self, timeout=None):
+        self.purge()
+        self._call("abort_transaction")
+
+
 class OfflineDelivery:
     """The worker's delivery without Kafka: what a failed step's delivery reports refused."""
 
@@ -94,6 +181,32 @@ class FakeConsumer:
         return []
 
 
+class LoopEnded(Exception):
+    """Ends a worker's loop in a test (RestartingConsumer)."""
+
+
+class RestartingConsumer(FakeConsumer):
+    """Fails the worker's first step as a broker that went away does (a KafkaException:
+    the worker drops the step and restarts, keeping this member), then ends its loop
+    (LoopEnded)."""
+
+    consumed = 0
+
+    def consume(self, num_messages, timeout):
+        self.consumed += 1
+        if self.consumed == 1:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker went away"))
+        raise LoopEnded
+
+
+def restart_once(w: Worker) -> None:
+    """Run the loop of a worker made with RestartingConsumer: one restart, then the end
+    (after the restart's back-off, one second)."""
+    with pytest.raises(LoopEnded):
+        w.loop()
+    assert w.restarts == 1
+
+
 class FakeAdmin:
     def __init__(self, known: dict[str, int]):
         self.known = known
@@ -112,18 +225,20 @@ class FakeAdmin:
         self.created.update(wanted)
 
 
-def offline_worker(app, known: dict[str, int], producer=None, delivery_factory=None) -> Worker:
+def offline_worker(
+    app, known: dict[str, int], producer=None, delivery_factory=None, consumer_factory=FakeConsumer
+) -> Worker:
     """A prepared and connected worker whose Kafka clients are stand-ins."""
     producer = producer or FakeProducer()
     w = Worker(
         app,
         brokers="127.0.0.1:1",
-        consumer_factory=FakeConsumer,
+        consumer_factory=consumer_factory,
         delivery_factory=delivery_factory or (lambda *args, **kwargs: OfflineDelivery(producer)),
         admin_factory=FakeAdmin(known),
     )
     w.prepare()
-    w._connect()
+    w.connect()
     return w
 
 

@@ -10,10 +10,18 @@ import pytest
 from confluent_kafka import KafkaError, Message
 
 import kstream
-from kstream.delivery import AtLeastOnce, ExactlyOnce, SendFailedError, StepAbortedError
+from kstream.delivery import SendFailedError
 from kstream.poison import PoisonRecordError
 from kstream.worker import Worker
-from tests.unit.offline import FakeProducer, OfflineDelivery, feed, msg, offline_worker
+from tests.unit.offline import (
+    FakeProducer,
+    OfflineDelivery,
+    RestartingConsumer,
+    feed,
+    msg,
+    offline_worker,
+    restart_once,
+)
 
 T = 10_000
 SOURCE = (("lines", 0),)
@@ -25,12 +33,20 @@ def render(line: str):
     return (word, "x" * int(n)) if word == "size" else (word, line.upper())
 
 
-def refusing_worker(monkeypatch, tmp_path, producer: FakeProducer, **settings) -> Worker:
+def render_app(tmp_path, **settings) -> kstream.App:
     app = kstream.App("p", batch_interval=1.0, state_dir=str(tmp_path), **settings)
     app.stream("lines").map(render).to("out")
-    w = offline_worker(app, {"lines": 1, "out": 1}, producer)
+    return app
+
+
+def feed_lines(w: Worker) -> None:
     lines = [b"a", b"size 300", b"b", b"size 5000"]
     feed(w, 0, [msg("lines", 0, i, line) for i, line in enumerate(lines)])
+
+
+def refusing_worker(monkeypatch, tmp_path, producer: FakeProducer, **settings) -> Worker:
+    w = offline_worker(render_app(tmp_path, **settings), {"lines": 1, "out": 1}, producer)
+    feed_lines(w)
     return w
 
 
@@ -144,23 +160,30 @@ def report(topic: str, key: bytes | None, value: bytes | None, t: int = T) -> Me
 
 
 def test_a_record_refused_in_a_delivery_report_is_dead_lettered_when_its_step_is_redone(
-    monkeypatch, tmp_path
+    tmp_path,
 ):
-    w = refusing_worker(monkeypatch, tmp_path, FakeProducer())
     big = b"x" * 5000
     # the failed step's delivery reports: both large outputs refused, and (in an earlier
     # redo) the dead letter of the larger one too
-    w.checkpoint.delivery = OfflineDelivery(
+    failed = OfflineDelivery(
         refused=[
             report("out", b"size", b"x" * 300),
             report("out", b"size", big),
             report("p-dlq", b"size", big),
         ]
     )
-    w._disconnect(keep_consumer=True)  # what a restart does
-
     redo = FakeProducer()
-    w.checkpoint.delivery = OfflineDelivery(redo)
+    deliveries = iter([failed, OfflineDelivery(redo)])
+    w = offline_worker(
+        render_app(tmp_path),
+        {"lines": 1, "out": 1},
+        delivery_factory=lambda *args, **kwargs: next(deliveries),
+        consumer_factory=RestartingConsumer,
+    )
+    restart_once(w)  # the step fails; its redo runs on the next incarnation's delivery
+    assert w.delivery is not failed and w.delivery.producer is redo
+
+    feed_lines(w)
     w.run_batch(w.stages[0], T, SOURCE)
     assert [r["key"] for r in redo.to("out")] == [b"a", b"b"]
     kept, stripped = redo.to("p-dlq")
@@ -168,59 +191,6 @@ def test_a_record_refused_in_a_delivery_report_is_dead_lettered_when_its_step_is
     assert errors(kept)["kstream.error.message"] == "Broker: Message size too large"
     assert (stripped["key"], stripped["value"]) == (None, None)
     assert errors(stripped)["kstream.error.dropped_bytes"] == str(4 + 5000)
-
-
-# -- the delivery: which reports are refusals, and exactly-once's careful redo ----------------
-class FakeKafkaProducer:
-    """Stands for confluent_kafka.Producer inside kstream.delivery."""
-
-    def __init__(self, config):
-        self.config = config
-        self.calls: list[str] = []
-
-    def __getattr__(self, name):
-        def call(*args, **kwargs):
-            self.calls.append(name)
-            return 0
-
-        return call
-
-
-@pytest.fixture
-def fake_kafka(monkeypatch):
-    monkeypatch.setattr("kstream.delivery.Producer", FakeKafkaProducer)
-
-
-def test_refusals_in_delivery_reports_fail_the_flush_naming_the_topic(fake_kafka):
-    d = AtLeastOnce("b", {}, lambda what: None)
-    refused = report("out", b"k", b"v")
-    d._on_send_error(refused.error(), refused)
-    purged = KafkaError(KafkaError._PURGE_QUEUE)
-    d._on_send_error(purged, Message(topic="out", error=purged))  # an abort's, not a cause
-    d._on_send_error(None, Message(topic="out"))
-    assert d.refused == [refused]
-    with pytest.raises(SendFailedError, match="first: out: Broker: Message size too large;"):
-        d.finish(None, [])
-    assert d.report is None  # failures come to the producer's own callback
-
-
-def test_exactly_once_reports_each_output_only_in_the_redo_of_a_failed_step(fake_kafka):
-    quiet = ExactlyOnce("b", {}, lambda what: None, "t-1")
-    assert quiet.report is None  # no Python call per record: a refusal aborts the step
-
-    careful = ExactlyOnce("b", {}, lambda what: None, "t-1", report_each=True)
-    assert careful.report is not None
-    careful.begin()
-    refused = report("out", b"k", b"v")
-    careful.report(refused.error(), refused)
-    with pytest.raises(StepAbortedError, match="out: Broker: Message size too large"):
-        careful.finish(None, [])
-    assert careful.refused == [refused]
-    assert careful.producer.calls[-2:] == ["abort_transaction", "poll"]  # reports served
-
-    careful.begin()
-    careful.finish(None, [])
-    assert careful.report is None  # a step committed: back to no call per record
 
 
 def test_a_restart_after_a_failed_step_makes_an_exactly_once_redo_report_each(
@@ -236,7 +206,9 @@ def test_a_restart_after_a_failed_step_makes_an_exactly_once_redo_report_each(
 
     app = kstream.App("p", state_dir=str(tmp_path), guarantee="exactly-once")
     app.stream("lines").to("out")
-    w = offline_worker(app, {"lines": 1, "out": 1}, delivery_factory=Recorded)
-    w._failures = 1  # as _restart counts them
-    w._connect()
+    w = offline_worker(
+        app, {"lines": 1, "out": 1}, delivery_factory=Recorded, consumer_factory=RestartingConsumer
+    )
+    assert made == [False]
+    restart_once(w)
     assert made == [False, True]
