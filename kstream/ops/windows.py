@@ -16,6 +16,7 @@ import logging
 from bisect import insort
 from collections import defaultdict
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from kstream.graph import Batch
@@ -214,7 +215,7 @@ class KeyedWindow(Windowed):
         return dict(self.combiner.merge(x)) if x else NOTHING
 
     def combine(self, values):
-        return self.combiner.combine_combiners(kv for p in values for kv in p.items())
+        return self.combiner.combine_combiners(chain.from_iterable(p.items() for p in values))
 
 
 class ReduceByKeyAndWindow(KeyedWindow):

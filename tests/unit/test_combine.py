@@ -14,7 +14,6 @@ from kstream.ops.combine import (
     ValueCounter,
     aggregating,
     combine_pairs,
-    concatenate_groups,
     reduce_pairs,
     reducing,
 )
@@ -133,10 +132,8 @@ def test_grouping_inlines_its_functions():
     }
 
 
-def test_concatenate_groups_leaves_the_lists_it_is_given_unchanged():
+def test_grouping_leaves_the_lists_it_joins_unchanged():
     first, second = [1, 2], [3]
-    assert concatenate_groups([("a", first), ("b", [9]), ("a", second)]) == [
-        ("a", [1, 2, 3]),
-        ("b", [9]),
-    ]
+    got = Grouping().combine_combiners([("a", first), ("b", [9]), ("a", second)])
+    assert got == [("a", [1, 2, 3]), ("b", [9])]
     assert first == [1, 2] and second == [3]
