@@ -32,7 +32,9 @@ class PairFunctions:
     ) -> DStream:
         """Spark's combineByKey: per key, create(v) of its first value, merge_value(c, v)
         with each next one (in each worker, before the shuffle), merge_combiners(c1, c2)
-        to join the workers' combiners after it. Emits (key, combiner) per key."""
+        to join the workers' combiners after it. Emits (key, combiner) per key. Unlike
+        Spark's, merge_combiners must not change its arguments: a batch taken apart after
+        a poison record runs again on them (kstream/poison.py)."""
         what = "combine_by_key"
         _functions(what, create=create, merge_value=merge_value, merge_combiners=merge_combiners)
         op = keyed.CombineByKey(Combiner(create, merge_value, merge_combiners))
