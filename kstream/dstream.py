@@ -12,6 +12,7 @@ from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
 from kstream.ops.shuffle import Shuffle
+from kstream.pair_functions import PairFunctions
 from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL
 from kstream.settings import interval_ms
 from kstream.spark_names import add_spark_names
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
     from kstream.builder import GraphBuilder
 
 
-class DStream:
-    """A stream of batches. Pair streams hold `(key, value)` tuples.
+class DStream(PairFunctions):
+    """A stream of batches. Pair streams hold `(key, value)` tuples; their per-key
+    aggregations (reduce_by_key, combine_by_key, ...) are in kstream/pair_functions.py.
 
     Every operator that reads through a repartition topic, or keeps state, takes
     `serde`: the internal format of that topic and state (kstream/codec.py), by default
@@ -114,24 +116,6 @@ class DStream:
     ) -> DStream:
         op = keyed.CountByValue()
         return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
-
-    def reduce_by_key(
-        self,
-        fn: Callable[[Any, Any], Any],
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        return self._through_shuffle(
-            keyed.ReduceByKey(fn), [self], num_partitions, serde=serde, name=name
-        )
-
-    def group_by_key(
-        self, num_partitions: int | None = None, name: str | None = None, serde: str | None = None
-    ) -> DStream:
-        return self._through_shuffle(
-            keyed.GroupByKey(), [self], num_partitions, serde=serde, name=name
-        )
 
     def repartition(
         self, num_partitions: int, name: str | None = None, serde: str | None = None

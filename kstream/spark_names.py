@@ -10,6 +10,7 @@ SPARK_NAMES = {
     "flatMapValues": "flat_map_values",
     "countByValue": "count_by_value",
     "reduceByKey": "reduce_by_key",
+    "combineByKey": "combine_by_key",
     "groupByKey": "group_by_key",
     "leftOuterJoin": "left_outer_join",
     "rightOuterJoin": "right_outer_join",

@@ -2,17 +2,19 @@
 
 Each has `partial` (run upstream of the shuffle, per task: Spark's map-side combine) and
 `merge` (run after it). Locally the shuffle node runs `partial` too, so a pipeline takes
-the same code path with one process as with many.
+the same code path with one process as with many. The per-key ones are all
+`CombineByKey` with a different `Combiner` (kstream/ops/combine.py), as Spark builds
+them all on combineByKey.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from kstream.graph import Batch, Operator
+from kstream.ops.combine import Combiner, Grouping, ValueCounter, aggregating, reducing
 
 
 class Aggregation(Operator):
@@ -33,57 +35,70 @@ class Aggregation(Operator):
         return self.merge(x if self.pre_combined else self.partial(x))
 
 
-_NONE = object()
+class CombineByKey(Aggregation):
+    """combine_by_key: per key, the values combined by a `Combiner` (kstream.ops.combine);
+    every per-key aggregation below is one of these, configured."""
+
+    kind = "combine_by_key"
+
+    def __init__(self, combiner: Combiner):
+        self.combiner = combiner
+        self.partial_streams = combiner.map_side_combine  # grouping's partial passes lists
+
+    def partial(self, batch):
+        return self.combiner.partial(batch)
+
+    def merge(self, batch):
+        return self.combiner.merge(batch)
 
 
-def reduce_pairs(fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]]) -> Batch:
-    """Per key, fn over its values in order. One pass over any iterable: as the reader of
-    a chain of record operators it runs with no list of the pairs (kstream.graph); that
-    beat a Counter over a list of (key, 1) pairs by 2x."""
-    acc: dict[Any, Any] = {}
-    get = acc.get
-    for k, v in pairs:
-        held = get(k, _NONE)
-        acc[k] = v if held is _NONE else fn(held, v)
-    return list(acc.items())
-
-
-class ReduceByKey(Aggregation):
+class ReduceByKey(CombineByKey):
     kind = "reduce_by_key"
-    partial_streams = True
 
     def __init__(self, fn: Callable[[Any, Any], Any]):
-        self.fn = fn
-
-    def partial(self, batch):
-        return reduce_pairs(self.fn, batch)
-
-    def merge(self, batch):
-        return reduce_pairs(self.fn, batch)
+        super().__init__(reducing(fn))
+        self.fn = fn  # names the operator (kstream/names.py)
 
 
-class CountByValue(Aggregation):
+class AggregateByKey(CombineByKey):
+    """aggregate_by_key(zero, seq_fn, comb_fn): per key, seq_fn folds its values into a
+    copy of zero; comb_fn joins the results of two tasks."""
+
+    kind = "aggregate_by_key"
+
+    def __init__(
+        self, zero: Any, seq_fn: Callable[[Any, Any], Any], comb_fn: Callable[[Any, Any], Any]
+    ):
+        super().__init__(aggregating(zero, seq_fn, comb_fn))
+        self.fn = seq_fn
+
+
+class FoldByKey(AggregateByKey):
+    """fold_by_key(zero, fn): aggregate_by_key(zero, fn, fn)."""
+
+    kind = "fold_by_key"
+
+    def __init__(self, zero: Any, fn: Callable[[Any, Any], Any]):
+        super().__init__(zero, fn, fn)
+
+
+class CountByValue(CombineByKey):
     kind = "count_by_value"
-    partial_streams = True
 
-    def partial(self, batch):
-        return list(Counter(batch).items())
-
-    def merge(self, batch):
-        counts: Counter[Any] = Counter()
-        for v, n in batch:
-            counts[v] += n
-        return list(counts.items())
+    def __init__(self) -> None:
+        super().__init__(ValueCounter())
 
 
-class GroupByKey(Aggregation):
+class GroupByKey(CombineByKey):
     kind = "group_by_key"
 
-    def merge(self, batch):
-        groups: defaultdict[Any, list[Any]] = defaultdict(list)
-        for k, v in batch:
-            groups[k].append(v)
-        return list(groups.items())
+    def __init__(self) -> None:
+        super().__init__(Grouping())
+
+
+def reduce_all(fn: Callable[[Any, Any], Any], batch: Batch) -> Batch:
+    """fn over the whole batch: one value, or none for an empty batch."""
+    return [functools.reduce(fn, batch)] if batch else []
 
 
 class Count(Aggregation):
@@ -107,10 +122,10 @@ class Reduce(Aggregation):
         self.fn = fn
 
     def partial(self, batch):
-        return [functools.reduce(self.fn, batch)] if batch else []
+        return reduce_all(self.fn, batch)
 
     def merge(self, batch):
-        return self.partial(batch)
+        return reduce_all(self.fn, batch)
 
 
 class Repartition(Aggregation):

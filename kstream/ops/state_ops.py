@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import inspect
 from bisect import insort
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from kstream.graph import Batch, Operator
+from kstream.ops.combine import Grouping
 from kstream.ops.stateful import KEY, META, Stateful, ms
 
 # Values a state function may return unchanged without the store being written again (a
 # changelog record saved); anything mutable is written back, as it may have been changed
 # in place.
 _IMMUTABLE = (int, float, str, bytes, bool, type(None))
-
-
-def _group(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
-    """Each key's values in order, in one pass over any iterable."""
-    groups: dict[Any, list[Any]] = {}
-    get = groups.get
-    for k, v in pairs:
-        held = get(k)
-        if held is None:
-            groups[k] = [v]
-        else:
-            held.append(v)
-    return groups
 
 
 def _seed(store, initial: list[tuple[Any, Any]] | None, owns, entry) -> list[Any]:
@@ -59,11 +46,11 @@ class UpdateStateByKey(Stateful):
     def __init__(self, fn: Callable[[list[Any], Any], Any], initial: list[tuple] | None):
         self.fn = fn
         self.initial = initial
+        # a task's values of a key cross the shuffle as one record, (key, [values])
+        self.grouping = Grouping(map_side_combine=True)
 
     def partial(self, batch: Batch) -> Batch:
-        """Before the shuffle (Spark's map-side combine): a task's values of a key cross
-        it as one record, (key, [values])."""
-        return list(_group(batch).items())
+        return self.grouping.partial(batch)
 
     def apply(self, inputs, t):
         (x,) = inputs
@@ -71,9 +58,7 @@ class UpdateStateByKey(Stateful):
             return None
         store, fn = self.store, self.fn
         _seed(store, self.initial, self.owns, lambda s: s)
-        groups: defaultdict[Any, list[Any]] = defaultdict(list)
-        for k, values in x:  # each upstream task's (key, [values])
-            groups[k].extend(values)
+        groups = dict(self.grouping.merge(x))  # each upstream task's (key, [values]) joined
         out: Batch = []
         for k, state in list(self.keyed_items()):
             values = groups.pop(k, [])

@@ -14,12 +14,20 @@ from __future__ import annotations
 import functools
 import logging
 from bisect import insort
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from kstream.graph import Batch
-from kstream.ops.keyed import reduce_pairs
+from kstream.ops.combine import (
+    Combiner,
+    Grouping,
+    ValueCounter,
+    reduce_pairs,
+    reducing,
+)
+from kstream.ops.keyed import reduce_all
 from kstream.ops.stateful import KEY, META, Stateful, ms
 
 log = logging.getLogger(__name__)
@@ -179,14 +187,14 @@ class ReduceByWindow(Windowed):
         self.inv_fn = inv_fn
 
     def partial(self, batch):
-        return [functools.reduce(self.fn, batch)] if batch else []
+        return reduce_all(self.fn, batch)
 
     def batch_value(self, x):
         # a dict with one key, so that the incremental path serves it too
         return {None: functools.reduce(self.fn, x)} if x else NOTHING
 
     def combine(self, values):
-        return [functools.reduce(self.fn, [v[None] for v in values])] if values else []
+        return reduce_all(self.fn, [v[None] for v in values])
 
     def present(self, t, meta):
         agg = self.store.get((KEY, None))
@@ -194,7 +202,23 @@ class ReduceByWindow(Windowed):
 
 
 # -- windows by key (BY_KEY shuffle) ----------------------------------------------------
-class ReduceByKeyAndWindow(Windowed):
+class KeyedWindow(Windowed):
+    """A window of a `Combiner` (kstream/ops/combine.py): each batch keeps its keys'
+    combiners, {key: combiner}, which the window joins in batch order."""
+
+    combiner: Combiner
+
+    def partial(self, batch):
+        return self.combiner.partial(batch)
+
+    def batch_value(self, x):
+        return dict(self.combiner.merge(x)) if x else NOTHING
+
+    def combine(self, values):
+        return self.combiner.combine_combiners(chain.from_iterable(p.items() for p in values))
+
+
+class ReduceByKeyAndWindow(KeyedWindow):
     """Per key: fn over the window's values; with inv_fn kept incrementally (keys whose
     value returns to zero stay unless filter_fn drops them, as in Spark)."""
 
@@ -206,21 +230,11 @@ class ReduceByKeyAndWindow(Windowed):
         self.fn = fn
         self.inv_fn = inv_fn
         self.filter_fn = filter_fn
-
-    def partial(self, batch):
-        return reduce_pairs(self.fn, batch)
-
-    def batch_value(self, x):
-        return dict(reduce_pairs(self.fn, x)) if x else NOTHING
+        self.combiner = reducing(fn)
 
     def combine(self, values):
-        fn = self.fn
-        acc: dict[Any, Any] = {}
-        for p in values:
-            for k, v in p.items():
-                acc[k] = fn(acc[k], v) if k in acc else v
         keep = self.filter_fn
-        return [kv for kv in acc.items() if keep is None or keep(kv)]
+        return [kv for kv in super().combine(values) if keep is None or keep(kv)]
 
 
 def _add(a, b):
@@ -242,36 +256,15 @@ class CountByValueAndWindow(ReduceByKeyAndWindow):
 
     def __init__(self, length_ms, slide_ms):
         super().__init__(_add, _sub, _nonzero, length_ms, slide_ms)
-
-    def partial(self, batch):
-        return list(Counter(batch).items())
-
-    def batch_value(self, x):
-        counts: Counter[Any] = Counter()
-        for v, n in x:
-            counts[v] += n
-        return dict(counts) if counts else NOTHING
+        self.combiner = ValueCounter()
 
 
-class GroupByKeyAndWindow(Windowed):
-    """Per key, the list of its values in the window, in batch order."""
+class GroupByKeyAndWindow(KeyedWindow):
+    """Per key, the list of its values in the window, in batch order. Its values cross
+    the shuffle as they are (no map-side combine, as group_by_key)."""
 
     kind = "group_by_key_and_window"
-
-    def batch_value(self, x):
-        if not x:
-            return NOTHING
-        groups: defaultdict[Any, list[Any]] = defaultdict(list)
-        for k, v in x:
-            groups[k].append(v)
-        return dict(groups)
-
-    def combine(self, values):
-        acc: defaultdict[Any, list[Any]] = defaultdict(list)
-        for p in values:
-            for k, vs in p.items():
-                acc[k].extend(vs)
-        return list(acc.items())
+    combiner = Grouping()
 
 
 # -- session windows by key -------------------------------------------------------------

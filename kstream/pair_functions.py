@@ -1,0 +1,94 @@
+"""The per-key aggregations of pair streams (Spark's PairDStreamFunctions), kept out of
+kstream/dstream.py: each is combine_by_key with its own Combiner (kstream/ops/combine.py),
+read through a BY_KEY shuffle unless the stream is already partitioned by key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kstream.errors import ConfigError
+from kstream.ops import keyed
+from kstream.ops.combine import Combiner
+
+if TYPE_CHECKING:
+    from kstream.dstream import DStream
+
+
+class PairFunctions:
+    """Mixed into DStream, whose `_through_shuffle` adds the operator and its shuffle."""
+
+    if TYPE_CHECKING:
+        _through_shuffle: Callable[..., DStream]
+
+    def combine_by_key(
+        self,
+        create: Callable[[Any], Any],
+        merge_value: Callable[[Any, Any], Any],
+        merge_combiners: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
+    ) -> DStream:
+        """Spark's combineByKey: per key, create(v) of its first value, merge_value(c, v)
+        with each next one (in each worker, before the shuffle), merge_combiners(c1, c2)
+        to join the workers' combiners after it. Emits (key, combiner) per key. Unlike
+        Spark's, merge_combiners must not change its arguments: a batch taken apart after
+        a poison record runs again on them (kstream/poison.py)."""
+        what = "combine_by_key"
+        _functions(what, create=create, merge_value=merge_value, merge_combiners=merge_combiners)
+        op = keyed.CombineByKey(Combiner(create, merge_value, merge_combiners))
+        return self._by_key(op, num_partitions, name, serde)
+
+    def aggregate_by_key(
+        self,
+        zero: Any,
+        seq_fn: Callable[[Any, Any], Any],
+        comb_fn: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
+    ) -> DStream:
+        """Spark's aggregateByKey: per key, seq_fn(acc, v) folds its values into a copy of
+        `zero`; comb_fn(acc1, acc2) joins the workers' results."""
+        _functions("aggregate_by_key", seq_fn=seq_fn, comb_fn=comb_fn)
+        op = keyed.AggregateByKey(zero, seq_fn, comb_fn)
+        return self._by_key(op, num_partitions, name, serde)
+
+    def fold_by_key(
+        self,
+        zero: Any,
+        fn: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
+    ) -> DStream:
+        """Spark's foldByKey: aggregate_by_key(zero, fn, fn)."""
+        _functions("fold_by_key", fn=fn)
+        return self._by_key(keyed.FoldByKey(zero, fn), num_partitions, name, serde)
+
+    def reduce_by_key(
+        self,
+        fn: Callable[[Any, Any], Any],
+        num_partitions: int | None = None,
+        name: str | None = None,
+        serde: str | None = None,
+    ) -> DStream:
+        return self._by_key(keyed.ReduceByKey(fn), num_partitions, name, serde)
+
+    def group_by_key(
+        self, num_partitions: int | None = None, name: str | None = None, serde: str | None = None
+    ) -> DStream:
+        return self._by_key(keyed.GroupByKey(), num_partitions, name, serde)
+
+    def _by_key(
+        self, op: keyed.CombineByKey, partitions: int | None, name: str | None, serde: str | None
+    ) -> DStream:
+        return self._through_shuffle(op, [self], partitions, serde=serde, name=name)
+
+
+def _functions(what: str, **fns: Any) -> None:
+    """Refuse a combine whose functions are not all callable, before anything runs."""
+    for arg, fn in fns.items():
+        if not callable(fn):
+            raise ConfigError(f"{what}: {arg}={fn!r}: give a function")
