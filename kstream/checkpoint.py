@@ -43,8 +43,7 @@ def commit_offsets(stages: list[StageRuntime]) -> list[TopicPartition]:
     return [
         TopicPartition(topic, p, offset, metadata=stage.progress((topic, p), offset))
         for stage in stages
-        for (topic, p), offset in stage.open.commit_offsets().items()
-        if (topic, p) in stage.assigned
+        for (topic, p), offset in stage.commit_offsets().items()
     ]
 
 

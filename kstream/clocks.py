@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,34 @@ class Closer:
         return self.closed_through is not None and t <= self.closed_through
 
 
+NEVER = 2**62  # the watermark of a source partition read to its end
+
+
+class SourcePartitionClock:
+    """One source partition's part of the watermark (docs/design.md §2): the newest
+    timestamp read from it, and whether it has been read to its end."""
+
+    def __init__(self, lateness_ms: int):
+        self.lateness = lateness_ms
+        self.newest: int | None = None
+        self.caught_up = False
+
+    def saw(self, ts_ms: int) -> None:
+        if ts_ms > (-1 if self.newest is None else self.newest):
+            self.newest = ts_ms
+        self.caught_up = False
+
+    def reached_end(self) -> None:
+        self.caught_up = True
+
+    def watermark(self) -> int | None:
+        """Through which batch time this partition alone has all its records: all of
+        them once read to its end, none before its first record."""
+        if self.caught_up:
+            return NEVER
+        return None if self.newest is None else self.newest - self.lateness
+
+
 class SourceClock:
     """Watermark of the source partitions a worker owns (docs/design.md §2).
 
@@ -91,36 +119,43 @@ class SourceClock:
 
     def __init__(self, lateness_ms: int):
         self.lateness = lateness_ms
-        self.newest: dict[TP, int] = {}
-        self.caught_up: dict[TP, bool] = {}
 
-    def assign(self, tps: Iterable[TP]) -> None:
-        for tp in tps:
-            self.caught_up.setdefault(tp, False)
+    def partition(self) -> SourcePartitionClock:
+        """The clock of a partition joining the stage."""
+        return SourcePartitionClock(self.lateness)
 
-    def revoke(self, tps: Iterable[TP]) -> None:
-        for tp in tps:
-            self.caught_up.pop(tp, None)
-            self.newest.pop(tp, None)
-
-    def saw(self, tp: TP, ts_ms: int) -> None:
-        if ts_ms > self.newest.get(tp, -1):
-            self.newest[tp] = ts_ms
-        self.caught_up[tp] = False
-
-    def reached_end(self, tp: TP) -> None:
-        if tp in self.caught_up:
-            self.caught_up[tp] = True
-
-    def watermark(self, now_ms: int) -> int | None:
-        if not self.caught_up:
+    def watermark(self, partitions: Collection[SourcePartitionClock], now_ms: int) -> int | None:
+        if not partitions:
             return None
-        behind = [tp for tp, done in self.caught_up.items() if not done]
+        behind = [p for p in partitions if not p.caught_up]
         if behind:
-            if any(tp not in self.newest for tp in behind):
+            if any(p.newest is None for p in behind):
                 return None  # not fetched yet: its records may be the oldest
-            return min(self.newest[tp] for tp in behind) - self.lateness
-        return max(now_ms, *self.newest.values(), 0) - self.lateness
+            return min(p.newest for p in behind) - self.lateness  # type: ignore[type-var]
+        newest = [p.newest for p in partitions if p.newest is not None]
+        return max(now_ms, *newest, 0) - self.lateness
+
+
+class MarkerPartitionClock:
+    """One repartition partition's part of the watermark: per upstream task, the latest
+    batch its markers say it closed."""
+
+    def __init__(self, upstream_tasks: int):
+        self.expected = upstream_tasks  # how many upstream tasks write to the partition
+        self.passed: dict[Hashable, int] = {}
+
+    def marker(self, t: int, tasks: Iterable[Hashable]) -> None:
+        passed = self.passed
+        for task in tasks:
+            if t > passed.get(task, -1):
+                passed[task] = t
+
+    def watermark(self) -> int | None:
+        """Through which batch every upstream task has written this partition all its
+        records (None until every one of them has written a marker)."""
+        if len(self.passed) < self.expected:
+            return None
+        return min(self.passed.values())
 
 
 class MarkerClock:
@@ -132,36 +167,19 @@ class MarkerClock:
 
     def __init__(self, upstream_tasks: dict[str, int]):
         self.expected = upstream_tasks  # topic -> number of upstream tasks writing to it
-        self.closed: dict[TP, dict[Hashable, int]] = {}
-        self.announced: set[int] = set()
+        self.announced: set[int] = set()  # batches some marker named, records or not
 
-    def assign(self, tps: Iterable[TP]) -> None:
-        for tp in tps:
-            self.closed.setdefault(tp, {})
+    def partition(self, topic: str) -> MarkerPartitionClock:
+        """The clock of a partition of `topic` joining the stage."""
+        return MarkerPartitionClock(self.expected[topic])
 
-    def revoke(self, tps: Iterable[TP]) -> None:
-        for tp in tps:
-            self.closed.pop(tp, None)
-
-    def marker(self, tp: TP, t: int, tasks: Iterable[Hashable]) -> None:
-        seen = self.closed.get(tp)
-        if seen is None:
-            return
-        for task in tasks:
-            if t > seen.get(task, -1):
-                seen[task] = t
+    def announce(self, t: int) -> None:
         self.announced.add(t)
 
-    def partition_watermark(self, tp: TP) -> int | None:
-        seen = self.closed.get(tp)
-        if seen is None or len(seen) < self.expected[tp[0]]:
+    def watermark(self, partitions: Collection[MarkerPartitionClock]) -> int | None:
+        if not partitions:
             return None
-        return min(seen.values())
-
-    def watermark(self) -> int | None:
-        if not self.closed:
-            return None
-        marks = [self.partition_watermark(tp) for tp in self.closed]
+        marks = [p.watermark() for p in partitions]
         return None if None in marks else min(marks)  # type: ignore[type-var]
 
     def pending(self, with_data: Iterable[int]) -> list[int]:

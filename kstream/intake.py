@@ -109,7 +109,7 @@ class Intake:
             return False
         self._lag_checked = now
         for stage in self.stages:
-            for (topic, p), position in stage.open.position.items():
+            for (topic, p), position in stage.positions().items():
                 try:
                     _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
                 except KafkaException:

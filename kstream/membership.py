@@ -112,10 +112,7 @@ class Membership:
         again."""
         self.observer.ready(False, f"restoring the state of {self.stores.restoring} task(s)")
         for (topic, p), through in self.stores.restore(budget).items():
-            stage = self.topic_stage[topic]
-            stage.assign([(topic, p)], self.handed)
-            if through is not None:
-                stage.skip_through[(topic, p)] = through
+            self.topic_stage[topic].assign_restored((topic, p), self.handed, through)
             consumer.resume([TopicPartition(topic, p)])
         if not self.stores.restoring:
             self.observer.ready(True, "state restored")

@@ -99,7 +99,7 @@ class BatchRunner:
         results = []
         for task in tasks:
             topic, p = task.tp
-            position = stage.open.position.get((topic, p), 0)
+            position = stage.position((topic, p))
             task.stores = self.stores.bind(topic, p, t, position)
             touched.extend(task.stores)
             for store in task.stores:

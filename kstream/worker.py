@@ -221,8 +221,8 @@ class Worker:
                 stage.stage.index,
                 stage.watermark(now_ms),
                 stage.closer.closed_through,
-                stage.closed,
-                stage.open.times()[:3],
+                {tp: task.closed_through for tp, task in stage.tasks.items()},
+                stage.open_times()[:3],
             )
 
     def _report_progress(self) -> None:

@@ -2,7 +2,8 @@
 
 SourceStage reads the app's source topics and closes batches by record timestamps (or the
 wall clock once caught up); ExchangeStage reads repartition topics and closes a batch once
-every upstream task's marker for it has arrived.
+every upstream task's marker for it has arrived. Each partition a stage holds is a
+PartitionTask (kstream/stages/partition_task.py): its reading, open batches and closings.
 
 A partition that joins a running stage (after a rebalance or a restart) may hold records
 of batches the stage has already closed: they are not late, they were never processed

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from itertools import repeat
 from typing import Any
 
 from confluent_kafka import Message
 
-from kstream.clocks import TP, MarkerClock
+from kstream.clocks import TP, MarkerClock, MarkerPartitionClock
 from kstream.codec import Codec, refused
 from kstream.dead_letters import DeadLetter, operator_name
 from kstream.errors import ConfigError, FormatError
@@ -18,14 +19,34 @@ from kstream.graph import Batch, Node
 from kstream.kafka import exchange
 from kstream.plan import Stage
 from kstream.poison import Inputs, TaskBatch
+from kstream.progress import Closings
 from kstream.settings import Settings
 from kstream.stages.base import StageRuntime
+from kstream.stages.partition_task import Arrival, PartitionTask
 
 log = logging.getLogger(__name__)
+PROCESSED, LATE = Arrival.PROCESSED, Arrival.LATE
+
+
+class ExchangePartitionTask(PartitionTask[MarkerPartitionClock]):
+    """A repartition partition's task: also, per open batch, the upstream runs whose
+    marker for it came (the others never finished: kstream/kafka/exchange.py)."""
+
+    def __init__(self, tp: TP, clock: MarkerPartitionClock, handed: Closings | None = None):
+        super().__init__(tp, clock, handed)
+        self.finished: dict[int, set[int]] = {}  # batch -> writers whose marker came
+
+    def marker(self, t: int, upstream: Iterable[Hashable], writer: int) -> None:
+        """Upstream tasks `upstream` closed batch t in the run `writer`."""
+        self.clock.marker(t, upstream)
+        if not self.is_closed(t):
+            self.finished.setdefault(t, set()).add(writer)
 
 
 class ExchangeStage(StageRuntime):
     every_interval = False
+    clock: MarkerClock
+    tasks: dict[TP, ExchangePartitionTask]
 
     def __init__(
         self,
@@ -39,82 +60,68 @@ class ExchangeStage(StageRuntime):
         self.codecs = codecs  # per repartition topic
         self.clock = MarkerClock(upstream)
         self.emitted: dict[int, set[tuple[str, int]]] = defaultdict(set)
-        # batch -> partition -> the writers (runs upstream) whose marker came
-        self.finished: dict[int, dict[TP, set[int]]] = defaultdict(lambda: defaultdict(set))
         self.abandoned = 0  # records dropped: their run never finished (kstream/kafka/exchange.py)
         self.side_nodes = {(x.topic, i): n for x in stage.reads for i, n in enumerate(x.sides)}
 
-    def partition_watermark(self, tp, now_ms):
-        return self.clock.partition_watermark(tp)
+    def new_task(self, tp: TP, handed: Closings | None) -> ExchangePartitionTask:
+        return ExchangePartitionTask(tp, self.clock.partition(tp[0]), handed)
 
-    def watermark(self, now_ms):
-        return self.clock.watermark()
+    def watermark(self, now_ms: int) -> int | None:
+        return self.clock.watermark([task.clock for task in self.tasks.values()])
 
     def pending(self) -> list[int]:
-        return self.clock.pending(self.open.times())
+        return self.clock.pending(self.open_times())
 
     def ingest(self, topic: str, msgs: list[Message], now_ms: int) -> None:
         """File each frame's records under their batch. A frame not in the topic's format
-        (its header) is not read: the worker stops (FormatError)."""
-        position = self.open.position
-        closed = self.closed
+        (its header) is not read: the worker stops (FormatError). Frames of a partition
+        the stage does not hold (revoked, fetched before) are its next owner's."""
+        tasks = self.tasks
         codec = self.codecs[topic]
         expected = codec.headers
         for m in msgs:
-            tp = (topic, m.partition())
+            p, offset = m.partition(), m.offset()
             if m.headers() != expected:
-                raise refused(m.headers(), codec, f"{topic}[{tp[1]}]@{m.offset()}")
+                raise refused(m.headers(), codec, f"{topic}[{p}]@{offset}")
             t, side, payload, writer = _decode(m, codec)
-            position[tp] = m.offset() + 1
-            done = closed.get(tp)
-            if side == exchange.MARKER:
-                tasks, sides = payload[0]
-                self.clock.marker(tp, t, tasks)
-                self.emitted[t].update((topic, s) for s in sides)
-                if done is None or t > done:
-                    self.finished[t][tp].add(writer)
+            task = tasks.get((topic, p))
+            if task is None:
                 continue
-            held = self.skip_through.get(tp)
-            if held is not None and t <= held[0] and m.offset() < held[1]:
-                continue  # it ran before a restart: the restored state holds it
-            handed = self.handed.get(tp)
-            if handed is not None:
-                if position[tp] >= handed.end:
-                    del self.handed[tp]
-                if m.offset() < handed.processed_before(t):
-                    continue  # its previous owner processed it (kstream/progress.py)
-            if done is not None and t <= done:
-                placed = self._placed(tp, t, len(payload))
+            if side == exchange.MARKER:
+                task.advance(offset + 1)
+                upstream, sides = payload[0]
+                task.marker(t, upstream, writer)
+                self.clock.announce(t)
+                self.emitted[t].update((topic, s) for s in sides)
+                continue
+            arrival = task.arrival(t, offset)
+            task.advance(offset + 1)
+            if arrival is PROCESSED:
+                continue
+            if arrival is LATE:
+                placed = self._late(task, len(payload))
                 if placed is None:
                     continue
                 t, writer = placed, None  # late: kept, whether its run finished or not
-            offset = m.offset()
             rows = zip(repeat(side), payload, repeat(offset), repeat(writer), strict=False)
-            self.open.bucket(t, tp, offset).extend(rows)  # (C-level: a frame holds thousands)
-
-    def revoke(self, tps: list[TP]) -> None:
-        super().revoke(tps)
-        for by_tp in self.finished.values():
-            for tp in tps:
-                by_tp.pop(tp, None)
+            task.bucket(t, offset).extend(rows)  # (C-level: a frame holds thousands)
 
     def take(self, t: int, tps: tuple[TP, ...]) -> tuple[Inputs, list[ExchangeTask]]:
         """Batch t's records of partitions tps, a task per partition, and the side nodes'
         values for a task without records: [] for a side some upstream task wrote in this
         batch (markers say so), None (no result) for the others."""
-        by_tp = self.open.take(t, tps)
+        by_tp = self._take_open(t, tps)
         emitted = self.emitted.get(t, set())
-        finished = self.finished.get(t, {})
         for tp in tps:
-            complete = finished.pop(tp, set())
+            task = self.tasks.get(tp)
+            complete = set() if task is None else task.finished.pop(t, set())
             rows = by_tp.get(tp)
             if rows:
                 by_tp[tp] = self._of_complete_runs(t, tp, rows, complete)
-        if not finished:
-            self.finished.pop(t, None)
         if self.closer.closed_through is not None and t <= self.closer.closed_through:
             self.emitted.pop(t, None)
-            self.finished.pop(t, None)
+            for task in self.tasks.values():
+                task.finished.pop(t, None)
             self.clock.forget_through(t)
         template: Inputs = {
             n: ([] if key in emitted else None) for key, n in self.side_nodes.items()

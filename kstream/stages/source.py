@@ -11,14 +11,16 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from kstream.clocks import TP, Closer, SourceClock
+from kstream.clocks import TP, Closer, SourceClock, SourcePartitionClock
 from kstream.dead_letters import DeadLetter
 from kstream.graph import Batch, Node
 from kstream.plan import Stage
 from kstream.poison import Inputs, TaskBatch
+from kstream.progress import Closings
 from kstream.serde import deserializer
 from kstream.settings import Settings
 from kstream.stages.base import StageRuntime
+from kstream.stages.partition_task import Arrival, PartitionTask
 
 _value = Message.value
 _key = Message.key
@@ -27,10 +29,13 @@ _partition = Message.partition
 _timestamp = Message.timestamp
 _headers = Message.headers
 _second = itemgetter(1)
-NEVER = 2**62  # the watermark of a partition that has been read to its end
+PROCESSED, LATE = Arrival.PROCESSED, Arrival.LATE
 
 
 class SourceStage(StageRuntime):
+    clock: SourceClock
+    tasks: dict[TP, PartitionTask[SourcePartitionClock]]
+
     def __init__(self, stage: Stage, interval_ms: int, settings: Settings, drain_ms: int = 0):
         """drain_ms: how long after the last record the pipeline's windows still emit.
         An idle gap is skipped only after that many empty batches (its emissions)."""
@@ -48,18 +53,17 @@ class SourceStage(StageRuntime):
             for topic in op.topics:
                 self.readers[topic].append((node, kdec, vdec))
 
+    def new_task(self, tp: TP, handed: Closings | None) -> PartitionTask:
+        return PartitionTask(tp, self.clock.partition(), handed)
+
     def reached_end(self, tp: TP, offset: int) -> None:
         super().reached_end(tp, offset)
-        self.clock.reached_end(tp)
+        task = self.tasks.get(tp)
+        if task is not None:
+            task.clock.reached_end()
 
-    def partition_watermark(self, tp, now_ms):
-        if self.clock.caught_up.get(tp):
-            return NEVER
-        newest = self.clock.newest.get(tp)
-        return None if newest is None else newest - self.clock.lateness
-
-    def watermark(self, now_ms):
-        return self.clock.watermark(now_ms)
+    def watermark(self, now_ms: int) -> int | None:
+        return self.clock.watermark([task.clock for task in self.tasks.values()], now_ms)
 
     def ingest(self, topic: str, msgs: list[Message], now_ms: int) -> None:
         """File records under their batch, a partition's run at a time.
@@ -70,12 +74,14 @@ class SourceStage(StageRuntime):
         """
         interval = self.interval
         for p, group in groupby(msgs, _partition):
+            task = self.tasks.get((topic, p))
+            if task is None:  # revoked, its records fetched before: its next owner's
+                continue
             records = list(group)
-            tp = (topic, p)
             if not self.event_time:
                 stamps = list(map(_second, map(_timestamp, records)))
                 t = now_ms - now_ms % interval + interval
-                self._file_run(tp, t, records, stamps, now_ms)
+                self._file_run(task, t, records, stamps, now_ms)
                 continue
             stamps = list(map(_second, map(_timestamp, records)))
             lo, hi = min(stamps), max(stamps)
@@ -84,46 +90,46 @@ class SourceStage(StageRuntime):
                 lo, hi = min(stamps), max(stamps)
             first, last = lo - lo % interval + interval, hi - hi % interval + interval
             if first == last:
-                self._file_run(tp, first, records, stamps, hi)
+                self._file_run(task, first, records, stamps, hi)
             elif all(map(le, stamps, islice(stamps, 1, None))):
                 start = 0
                 for t in range(first, last + interval, interval):
                     end = bisect_left(stamps, t, start)
                     if end > start:
                         run = records[start:end]
-                        self._file_run(tp, t, run, stamps[start:end], stamps[end - 1])
+                        self._file_run(task, t, run, stamps[start:end], stamps[end - 1])
                     start = end
             else:
                 for ts, m in zip(stamps, records, strict=True):
-                    self._file_run(tp, ts - ts % interval + interval, [m], [ts], ts)
+                    self._file_run(task, ts - ts % interval + interval, [m], [ts], ts)
 
     def _file_run(
-        self, tp: TP, t: int, records: list[Message], stamps: list[int], newest: int
+        self, task: PartitionTask, t: int, records: list[Message], stamps: list[int], newest: int
     ) -> None:
-        self.open.position[tp] = records[-1].offset() + 1
-        self.clock.saw(tp, newest)
-        handed = self.handed.get(tp)
-        if handed is not None:  # its previous owner may have processed some of them
-            below = handed.processed_before(t)
-            if records[0].offset() < below:
-                cut = bisect_left([m.offset() for m in records], below)
-                records, stamps = records[cut:], stamps[cut:]
-            if self.open.position[tp] >= handed.end:
-                del self.handed[tp]
-            if not records:
-                return
-        done = self.closed.get(tp)
-        if done is not None and t <= done:
-            placed = self._placed(tp, t, len(records))
+        """A run of a partition's records of batch t (offsets rising) into its batch: new
+        or late together (one batch), less those processed already."""
+        task.clock.saw(newest)
+        position = records[-1].offset() + 1
+        if task.handed is not None or task.restored_through is not None:
+            keep = [
+                i for i, m in enumerate(records) if task.arrival(t, m.offset()) is not PROCESSED
+            ]
+            if len(keep) < len(records):
+                records, stamps = [records[i] for i in keep], [stamps[i] for i in keep]
+        task.advance(position)
+        if not records:
+            return
+        if task.arrival(t, records[0].offset()) is LATE:
+            placed = self._late(task, len(records))
             if placed is None:
                 return
             t = placed
-        self.open.bucket(t, tp, records[0].offset(), Columns).add(records, stamps)
+        task.bucket(t, records[0].offset(), Columns).add(records, stamps)
 
     def take(self, t: int, tps: tuple[TP, ...]) -> tuple[Inputs, list[SourceTask]]:
         """Batch t's records of partitions tps, deserialized, a task per partition; and
         the source nodes' values for a batch without records (the template)."""
-        by_tp = self.open.take(t, tps)
+        by_tp = self._take_open(t, tps)
         tasks = [
             SourceTask(tp, cols, self.readers.get(tp[0], []), t)
             for tp, cols in sorted(by_tp.items())

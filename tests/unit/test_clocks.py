@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kstream.clocks import Closer, MarkerClock, SourceClock, batch_of
+from kstream.clocks import NEVER, Closer, MarkerClock, SourceClock, SourcePartitionClock, batch_of
 
 
 # -- batch_of -------------------------------------------------------------------------
@@ -124,159 +124,153 @@ def test_is_late():
 
 
 # -- SourceClock ----------------------------------------------------------------------
-P0, P1, P2 = ("in", 0), ("in", 1), ("in", 2)
+def source_partitions(clock: SourceClock, n: int) -> list[SourcePartitionClock]:
+    return [clock.partition() for _ in range(n)]
 
 
 def test_source_clock_without_partitions_has_no_watermark():
     clock = SourceClock(500)
-    assert clock.watermark(10_000) is None
+    assert clock.watermark([], 10_000) is None
 
 
 def test_source_clock_waits_for_every_partition():
     clock = SourceClock(500)
-    clock.assign([P0, P1])
-    assert clock.watermark(10_000) is None
-    clock.saw(P0, 5000)
-    assert clock.watermark(10_000) is None  # P1 has neither data nor end of partition
-    clock.saw(P1, 3000)
-    assert clock.watermark(10_000) == 2500  # min(5000, 3000) - 500
+    p0, p1 = parts = source_partitions(clock, 2)
+    assert clock.watermark(parts, 10_000) is None
+    p0.saw(5000)
+    assert clock.watermark(parts, 10_000) is None  # p1 has neither data nor end of partition
+    p1.saw(3000)
+    assert clock.watermark(parts, 10_000) == 2500  # min(5000, 3000) - 500
 
 
 def test_source_clock_min_over_partitions_that_are_behind():
     clock = SourceClock(500)
-    clock.assign([P0, P1, P2])
-    clock.saw(P0, 5000)
-    clock.saw(P1, 3000)
-    clock.saw(P2, 8000)
-    assert clock.watermark(0) == 2500
-    clock.reached_end(P1)
-    assert clock.watermark(0) == 4500  # P1 is caught up: min over P0 and P2
-    clock.reached_end(P0)
-    assert clock.watermark(0) == 7500
+    p0, p1, p2 = parts = source_partitions(clock, 3)
+    p0.saw(5000)
+    p1.saw(3000)
+    p2.saw(8000)
+    assert clock.watermark(parts, 0) == 2500
+    p1.reached_end()
+    assert clock.watermark(parts, 0) == 4500  # p1 is caught up: min over p0 and p2
+    p0.reached_end()
+    assert clock.watermark(parts, 0) == 7500
 
 
 def test_a_caught_up_partition_without_data_does_not_hold_the_watermark():
     clock = SourceClock(0)
-    clock.assign([P0, P1])
-    clock.reached_end(P1)
-    assert clock.watermark(10_000) is None  # P0 not fetched yet
-    clock.saw(P0, 2000)
-    assert clock.watermark(10_000) == 2000
+    p0, p1 = parts = source_partitions(clock, 2)
+    p1.reached_end()
+    assert clock.watermark(parts, 10_000) is None  # p0 not fetched yet
+    p0.saw(2000)
+    assert clock.watermark(parts, 10_000) == 2000
 
 
 def test_source_clock_uses_the_wall_clock_once_all_caught_up():
     clock = SourceClock(500)
-    clock.assign([P0, P1])
-    clock.saw(P0, 5000)
-    clock.saw(P1, 3000)
-    clock.reached_end(P0)
-    clock.reached_end(P1)
-    assert clock.watermark(100_000) == 99_500
-    assert clock.watermark(100_700) == 100_200
+    p0, p1 = parts = source_partitions(clock, 2)
+    p0.saw(5000)
+    p1.saw(3000)
+    p0.reached_end()
+    p1.reached_end()
+    assert clock.watermark(parts, 100_000) == 99_500
+    assert clock.watermark(parts, 100_700) == 100_200
     # a wall clock behind the newest timestamp does not move the watermark back
-    assert clock.watermark(1000) == 4500
+    assert clock.watermark(parts, 1000) == 4500
 
 
 def test_source_clock_all_caught_up_without_any_data():
     clock = SourceClock(250)
-    clock.assign([P0])
-    clock.reached_end(P0)
-    assert clock.watermark(42_000) == 41_750
+    (p0,) = parts = source_partitions(clock, 1)
+    p0.reached_end()
+    assert clock.watermark(parts, 42_000) == 41_750
 
 
 def test_new_data_puts_a_partition_behind_again():
     clock = SourceClock(500)
-    clock.assign([P0, P1])
-    clock.saw(P0, 5000)
-    clock.saw(P1, 3000)
-    clock.reached_end(P0)
-    clock.reached_end(P1)
-    clock.saw(P1, 6000)
-    assert clock.watermark(100_000) == 5500  # P1 behind: its newest rules, not the wall
+    p0, p1 = parts = source_partitions(clock, 2)
+    p0.saw(5000)
+    p1.saw(3000)
+    p0.reached_end()
+    p1.reached_end()
+    p1.saw(6000)
+    assert clock.watermark(parts, 100_000) == 5500  # p1 behind: its newest rules, not the wall
 
 
 def test_source_clock_keeps_the_newest_timestamp():
     clock = SourceClock(0)
-    clock.assign([P0])
-    clock.saw(P0, 5000)
-    clock.saw(P0, 4000)  # an out-of-order record
-    assert clock.watermark(0) == 5000
+    (p0,) = parts = source_partitions(clock, 1)
+    p0.saw(5000)
+    p0.saw(4000)  # an out-of-order record
+    assert clock.watermark(parts, 0) == 5000
 
 
-def test_source_clock_revoke_and_unknown_partitions():
+def test_source_clock_is_over_the_partitions_it_is_given():
+    # a revoked partition's clock goes with its task: the stage no longer passes it in
     clock = SourceClock(0)
-    clock.assign([P0, P1])
-    clock.saw(P0, 9000)
-    clock.saw(P1, 1000)
-    assert clock.watermark(0) == 1000
-    clock.revoke([P1])
-    assert clock.watermark(0) == 9000
-    clock.reached_end(P2)  # not assigned: ignored
-    assert clock.watermark(0) == 9000
-    clock.revoke([P0])
-    assert clock.watermark(0) is None
+    p0, p1 = source_partitions(clock, 2)
+    p0.saw(9000)
+    p1.saw(1000)
+    assert clock.watermark([p0, p1], 0) == 1000
+    assert clock.watermark([p0], 0) == 9000
+    assert clock.watermark([], 0) is None
+
+
+def test_a_source_partitions_own_watermark():
+    p = SourceClock(500).partition()
+    assert p.watermark() is None  # nothing read: its records may be the oldest
+    p.saw(3000)
+    assert p.watermark() == 2500
+    p.reached_end()
+    assert p.watermark() == NEVER  # read to its end: it holds no batch back
+    p.saw(4000)
+    assert p.watermark() == 3500
 
 
 # -- MarkerClock ----------------------------------------------------------------------
-R0, R1 = ("rep", 0), ("rep", 1)
-
-
 def test_marker_clock_needs_every_upstream_task():
     clock = MarkerClock({"rep": 2})
-    assert clock.watermark() is None
-    clock.assign([R0, R1])
-    assert clock.watermark() is None
-    clock.marker(R0, 1000, [0])
-    assert clock.partition_watermark(R0) is None  # task 1 has not passed 1000 yet
-    clock.marker(R0, 1000, [1])
-    assert clock.partition_watermark(R0) == 1000
-    assert clock.watermark() is None  # R1 has no markers
-    clock.marker(R1, 2000, [0, 1])
-    assert clock.partition_watermark(R1) == 2000
-    assert clock.watermark() == 1000  # min over partitions
+    assert clock.watermark([]) is None
+    r0, r1 = clock.partition("rep"), clock.partition("rep")
+    assert clock.watermark([r0, r1]) is None
+    r0.marker(1000, [0])
+    assert r0.watermark() is None  # task 1 has not passed 1000 yet
+    r0.marker(1000, [1])
+    assert r0.watermark() == 1000
+    assert clock.watermark([r0, r1]) is None  # r1 has no markers
+    r1.marker(2000, [0, 1])
+    assert r1.watermark() == 2000
+    assert clock.watermark([r0, r1]) == 1000  # min over partitions
 
 
 def test_marker_clock_min_over_tasks_and_partitions():
     clock = MarkerClock({"rep": 2})
-    clock.assign([R0, R1])
-    clock.marker(R0, 1000, [0, 1])
-    clock.marker(R1, 2000, [0, 1])
-    clock.marker(R0, 3000, [0])
-    assert clock.partition_watermark(R0) == 1000  # task 1 is still at 1000
-    clock.marker(R0, 3000, [1])
-    assert clock.partition_watermark(R0) == 3000
-    assert clock.watermark() == 2000
-    clock.marker(R0, 2000, [0])  # an older marker does not move it back
-    assert clock.partition_watermark(R0) == 3000
+    r0, r1 = clock.partition("rep"), clock.partition("rep")
+    r0.marker(1000, [0, 1])
+    r1.marker(2000, [0, 1])
+    r0.marker(3000, [0])
+    assert r0.watermark() == 1000  # task 1 is still at 1000
+    r0.marker(3000, [1])
+    assert r0.watermark() == 3000
+    assert clock.watermark([r0, r1]) == 2000
+    r0.marker(2000, [0])  # an older marker does not move it back
+    assert r0.watermark() == 3000
 
 
 def test_marker_clock_per_topic_task_counts():
     clock = MarkerClock({"a": 1, "b": 3})
-    clock.assign([("a", 0), ("b", 0)])
-    clock.marker(("a", 0), 4000, ["t0"])
-    clock.marker(("b", 0), 4000, ["t0", "t1"])
-    assert clock.watermark() is None
-    clock.marker(("b", 0), 5000, ["t2"])
-    assert clock.partition_watermark(("b", 0)) == 4000
-    assert clock.watermark() == 4000
-
-
-def test_marker_clock_ignores_unassigned_partitions_and_forgets_revoked_ones():
-    clock = MarkerClock({"rep": 1})
-    clock.assign([R0, R1])
-    clock.marker(R0, 5000, [0])
-    clock.marker(("rep", 7), 1000, [0])  # not ours
-    assert clock.watermark() is None
-    clock.revoke([R1])
-    assert clock.watermark() == 5000
-    assert clock.pending([]) == [5000]
+    a0, b0 = clock.partition("a"), clock.partition("b")
+    a0.marker(4000, ["t0"])
+    b0.marker(4000, ["t0", "t1"])
+    assert clock.watermark([a0, b0]) is None
+    b0.marker(5000, ["t2"])
+    assert b0.watermark() == 4000
+    assert clock.watermark([a0, b0]) == 4000
 
 
 def test_marker_clock_pending_batches():
     clock = MarkerClock({"rep": 1})
-    clock.assign([R0])
-    clock.marker(R0, 1000, [0])
-    clock.marker(R0, 3000, [0])
+    clock.announce(1000)
+    clock.announce(3000)
     assert clock.pending([2000, 3000, 5000]) == [1000, 2000, 3000, 5000]
     clock.forget_through(2000)
     assert clock.pending([]) == [3000]

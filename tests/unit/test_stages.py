@@ -40,8 +40,8 @@ def test_a_limit_of_one_closes_one_batch_per_call_and_leaves_the_rest_open():
         assert len(runs) == 1
         t, tps = runs[0]
         assert tps == (tp,)
-        assert stage.closed[tp] == t  # closed through the batch taken, no further
-        assert stage.open.commit_offsets()[tp] == len(times)  # the rest is not committed
+        assert stage.tasks[tp].closed_through == t  # closed through the batch taken, no further
+        assert stage.commit_offsets()[tp] == len(times)  # the rest is not committed
         stage.take(t, tps)
         times.append(t)
         if t == 4000:
@@ -57,7 +57,7 @@ def test_a_batch_left_due_is_not_in_the_commits_closings():
     stage.reached_end(tp, 3)
     ((t, tps),) = stage.due(10_000, limit=1)
     stage.take(t, tps)
-    offset = stage.open.commit_offsets()[tp]
+    offset = stage.commit_offsets()[tp]
     closings = Closings.parse(stage.progress(tp, offset))
     assert offset == 1 and closings is not None
     # the next owner processes the records of 2000 and 3000 again: none was processed
@@ -81,7 +81,7 @@ def test_a_partition_catching_up_does_so_one_batch_per_call():
     taken = []
     for _ in range(3):
         ((t, tps),) = stage.due(4000, limit=1)
-        assert tps == (b,) and stage.closed[b] == t
+        assert tps == (b,) and stage.tasks[b].closed_through == t
         stage.take(t, tps)
         taken.append(t)
     assert taken == [2000, 3000, 4000]
