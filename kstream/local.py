@@ -13,7 +13,7 @@ from kstream.errors import ConfigError
 from kstream.graph import evaluate, require_output
 from kstream.ops.sinks import ForeachBatch
 from kstream.ops.sources import SocketSource
-from kstream.ops.stateful import Stateful
+from kstream.ops.stateful import BatchContext, Stateful
 from kstream.state.store import MemoryStore
 
 if TYPE_CHECKING:
@@ -40,13 +40,20 @@ class LocalRunner:
         require_output(self.nodes)
         self.virtual_batches = 0
         by_serde = codecs()
-        for node in self.nodes:
-            if isinstance(node.op, Stateful):
-                codec = by_serde[node.op.serde or app.settings.internal_serde]
-                node.op.bind(MemoryStore(codec, operator_name(node)))
+        # one in-memory store per operator that keeps state, for every batch; no
+        # dead-letter topic for its late records
+        self.contexts = {
+            node: BatchContext(
+                MemoryStore(
+                    by_serde[node.op.serde or app.settings.internal_serde], operator_name(node)
+                )
+            )
+            for node in self.nodes
+            if isinstance(node.op, Stateful)
+        }
 
     def run_batch(self, t: int) -> None:
-        evaluate(self.nodes, t, {})
+        evaluate(self.nodes, t, {}, self.contexts)
 
     def run_virtual(self, n: int) -> None:
         if any(isinstance(s.op, SocketSource) for s in self.app.graph.sources()):

@@ -18,7 +18,9 @@ from kstream.graph import Batch, Operator
 class Aggregation(Operator):
     """Base for operators fed through a shuffle (or directly, when already partitioned)."""
 
-    pre_combined = False  # set by the graph builder when a shuffle node runs `partial`
+    # whether its input crossed a shuffle that ran `partial` already; the operators that
+    # may read a stream partitioned by key directly take it as an argument (kstream/dstream.py)
+    pre_combined = True
 
     def partial(self, batch: Batch) -> Batch:
         return batch
@@ -52,8 +54,9 @@ class ReduceByKey(Aggregation):
     kind = "reduce_by_key"
     partial_streams = True
 
-    def __init__(self, fn: Callable[[Any, Any], Any]):
+    def __init__(self, fn: Callable[[Any, Any], Any], pre_combined: bool = True):
         self.fn = fn
+        self.pre_combined = pre_combined
 
     def partial(self, batch):
         return reduce_pairs(self.fn, batch)
@@ -78,6 +81,9 @@ class CountByValue(Aggregation):
 
 class GroupByKey(Aggregation):
     kind = "group_by_key"
+
+    def __init__(self, pre_combined: bool = True):
+        self.pre_combined = pre_combined
 
     def merge(self, batch):
         groups: defaultdict[Any, list[Any]] = defaultdict(list)

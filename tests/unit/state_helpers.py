@@ -12,37 +12,38 @@ import time
 from collections.abc import Callable
 
 from kstream.codec import Msgpack
-from kstream.ops.stateful import Stateful
+from kstream.local import LocalRunner
+from kstream.ops.stateful import BatchContext
 from kstream.partitioning import BY_KEY, owner, partitioner
 from kstream.state.store import MemoryStore
 
 
 def run_with_fresh_ops(app, n: int) -> None:
-    """Run n batches; before each batch after the first, every stateful operator is
-    replaced by a pristine copy bound to a copy of its store (as a Kafka runner re-binds
-    stores): state kept in Python attributes would be lost."""
-    nodes = [node for node in app.nodes if isinstance(node.op, Stateful)]
-    pristine = {node: copy.deepcopy(node.op) for node in nodes}
+    """Run n batches locally; before each batch after the first, every stateful operator
+    is replaced by a pristine copy, given a copy of its store (as a Kafka runner gives
+    each task's batch its own): state kept in Python attributes would be lost."""
+    runner = LocalRunner(app)
+    pristine = {node: copy.deepcopy(node.op) for node in runner.contexts}
     for _ in range(n):
-        app.run_batches(1)
-        for node in nodes:
-            old = node.op.store
-            store = MemoryStore(old.codec, old.operator)
-            store.data = dict(old.data)
-            op = copy.deepcopy(pristine[node])
-            op.bind(store)
-            node.op = op
+        runner.run_virtual(1)
+        for node, context in runner.contexts.items():
+            store = MemoryStore(context.store.codec, context.store.operator)
+            store.data = dict(context.store.data)
+            runner.contexts[node] = BatchContext(store)
+            node.op = copy.deepcopy(pristine[node])
 
 
-def store_of(app, kind: str):
-    (op,) = [n.op for n in app.nodes if n.op.kind == kind]
-    return op.store
+def store_of(runner: LocalRunner, kind: str):
+    """The store of the runner's operator of that kind."""
+    (store,) = [c.store for n, c in runner.contexts.items() if n.op.kind == kind]
+    return store
 
 
 def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partitions: int):
     """Run a keyed stateful operator as a Kafka runner would: each batch combined upstream
     (`partial`), split by the shuffle's partitioner, and run task by task on one store per
-    partition, re-bound before each task. Returns [(time, records or None)]."""
+    partition, each task's batch given its partition's store. Returns
+    [(time, records or None)]."""
     where = partitioner(BY_KEY, partitions)
     stores = [MemoryStore(Msgpack(), op.kind) for _ in range(partitions)]
     out = []
@@ -52,8 +53,8 @@ def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partition
         combined = op.partial(batch) if hasattr(op, "partial") else batch
         results = []
         for p in range(partitions):
-            op.bind(stores[p], owner(p, partitions))
-            results.append(op.apply([[r for r in combined if where(r) == p]], t))
+            context = BatchContext(stores[p], owner(p, partitions))
+            results.append(op.apply_in(context, [[r for r in combined if where(r) == p]], t))
         present = [r for r in results if r is not None]
         out.append((t / 1000, [x for r in present for x in r] if present else None))
     return out
