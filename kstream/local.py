@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from kstream.codec import codecs
 from kstream.dead_letters import operator_name
 from kstream.errors import ConfigError
-from kstream.graph import evaluate, require_output
+from kstream.graph import Node, evaluate, require_output
 from kstream.ops.sinks import ForeachBatch
 from kstream.ops.sources import SocketSource
 from kstream.ops.stateful import BatchContext, Stateful
@@ -42,15 +42,11 @@ class LocalRunner:
         by_serde = codecs()
         # one in-memory store per operator that keeps state, for every batch; no
         # dead-letter topic for its late records
-        self.contexts = {
-            node: BatchContext(
-                MemoryStore(
-                    by_serde[node.op.serde or app.settings.internal_serde], operator_name(node)
-                )
-            )
-            for node in self.nodes
-            if isinstance(node.op, Stateful)
-        }
+        self.contexts: dict[Node, BatchContext] = {}
+        for node in self.nodes:
+            if isinstance(node.op, Stateful):
+                codec = by_serde[node.op.serde or app.settings.internal_serde]
+                self.contexts[node] = BatchContext(MemoryStore(codec, operator_name(node)))
 
     def run_batch(self, t: int) -> None:
         evaluate(self.nodes, t, {}, self.contexts)
