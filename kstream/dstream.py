@@ -58,11 +58,7 @@ class DStream(PairFunctions):
         node_id = self.graph.new_id()
         target = self.graph.names.claim(op, name)
         needs_shuffle = (
-            force
-            or by != BY_KEY
-            or len(streams) > 1
-            or partitions is not None
-            or not streams[0].node.key_partitioned
+            force or by != BY_KEY or len(streams) > 1 or not streams[0]._reads_by_key(partitions)
         )
         combine = getattr(op, "partial", None) if len(streams) == 1 else None
         parents: list[Node] = []
@@ -73,9 +69,14 @@ class DStream(PairFunctions):
                 parents.append(self.graph.add(shuffle, (s.node,), False))
             else:
                 parents.append(s.node)
-        op.pre_combined = needs_shuffle  # type: ignore[attr-defined]
         node = self.graph.add(op, tuple(parents), by == BY_KEY, node_id, target)
         return DStream(self.graph, node)
+
+    def _reads_by_key(self, partitions: int | None) -> bool:
+        """Whether a keyed operator can read this stream as it is, without a shuffle: it
+        is partitioned by key already, and no other partition count is asked for. An
+        aggregation fed so combines its batch itself (`pre_combined=False`)."""
+        return partitions is None and self.node.key_partitioned
 
     # -- record-at-a-time ------------------------------------------------------------
     def map(self, fn: Callable[[Any], Any]) -> DStream:
@@ -368,7 +369,8 @@ class MapWithStateDStream(DStream):
 
     def state_snapshots(self) -> DStream:
         """Every (key, state) after each batch (Spark's stateSnapshots)."""
-        self._state_node.op.snapshots = True  # type: ignore[attr-defined]
+        op: state_ops.MapWithState = self._state_node.op  # type: ignore[assignment]
+        self._state_node.op = op.with_snapshots()
         pick = state_ops.Pick(state_ops.SNAPSHOT)
         return DStream(self.graph, self.graph.add(pick, (self._state_node,), True))
 

@@ -6,7 +6,7 @@ batch arithmetic never suffers float rounding; user-facing times are float secon
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,11 @@ class Operator:
 
     def apply(self, inputs: list[Batch | None], t: int) -> Batch | None:
         raise NotImplementedError
+
+    def apply_in(self, context: Any, inputs: list[Batch | None], t: int) -> Batch | None:
+        """`apply` given the batch's context: what an operator that keeps state works
+        with in one task (kstream/ops/stateful.py); the others need none."""
+        return self.apply(inputs, t)
 
     # a record-at-a-time op's lazy form: its input (any iterable) -> its output, lazily
     lazy: Callable[[Iterable[Any]], Iterator[Any]] | None = None
@@ -90,9 +95,13 @@ def require_output(nodes: Iterable[Node]) -> None:
 
 
 def evaluate(
-    nodes: list[Node], t: int, preset: dict[Node, Batch | None]
+    nodes: list[Node],
+    t: int,
+    preset: dict[Node, Batch | None],
+    contexts: Mapping[Node, Any] | None = None,
 ) -> dict[Node, Batch | None]:
-    """Run one batch through `nodes` (topologically ordered); preset values are inputs.
+    """Run one batch through `nodes` (topologically ordered); preset values are inputs,
+    `contexts` the batch contexts of the nodes that keep state (`Operator.apply_in`).
 
     A chain of record-at-a-time operators runs as one pass of iterators (no list, and no
     garbage, between its steps) wherever each step's only reader streams; those nodes are
@@ -101,6 +110,7 @@ def evaluate(
     it failed in; one raised through a chain is traced to its step by running the chain
     again step by step."""
     values = dict(preset)
+    contexts = contexts or {}
     members = set(nodes)
     lazy: dict[Node, Node] = {}  # node whose value is an iterator -> its parent
     for n in nodes:
@@ -112,13 +122,14 @@ def evaluate(
                 values[n] = n.op.lazy(inputs[0])
                 lazy[n] = n.parents[0]
             else:
-                values[n] = n.op.apply(inputs, t)
+                values[n] = _run(n, inputs, t, contexts)
         except Exception as e:
             if not any(p in lazy for p in n.parents):
                 _blame(e, n)
                 raise
             # the error may come from a step of the chain: run it again a step at a time
-            values[n] = _apply(n, [_eager(p, lazy, values, t) for p in n.parents], t)
+            eager = [_eager(p, lazy, values, t) for p in n.parents]
+            values[n] = _apply(n, eager, t, contexts)
     for n in lazy:
         del values[n]
     return values
@@ -137,12 +148,17 @@ def _eager(n: Node, lazy: dict[Node, Node], values: dict[Node, Any], t: int) -> 
     """n's value as a list, its lazy ancestors' values computed (and blamed) first."""
     if n not in lazy:
         return values[n]
-    return _apply(n, [_eager(lazy[n], lazy, values, t)], t)
+    return _apply(n, [_eager(lazy[n], lazy, values, t)], t, {})
 
 
-def _apply(n: Node, inputs: list[Any], t: int) -> Any:
+def _run(n: Node, inputs: list[Any], t: int, contexts: Mapping[Node, Any]) -> Any:
+    context = contexts.get(n)
+    return n.op.apply(inputs, t) if context is None else n.op.apply_in(context, inputs, t)
+
+
+def _apply(n: Node, inputs: list[Any], t: int, contexts: Mapping[Node, Any]) -> Any:
     try:
-        return n.op.apply(inputs, t)
+        return _run(n, inputs, t, contexts)
     except Exception as e:
         _blame(e, n)
         raise

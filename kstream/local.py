@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from kstream.codec import codecs
 from kstream.dead_letters import operator_name
 from kstream.errors import ConfigError
-from kstream.graph import evaluate, require_output
+from kstream.graph import Node, evaluate, require_output
 from kstream.ops.sinks import ForeachBatch
 from kstream.ops.sources import SocketSource
-from kstream.ops.stateful import Stateful
+from kstream.ops.stateful import BatchContext, Stateful
 from kstream.state.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -40,19 +40,20 @@ class LocalRunner:
         require_output(self.nodes)
         self.virtual_batches = 0
         by_serde = codecs()
-        self.stores: list[MemoryStore] = []
+        # one in-memory store per operator that keeps state, for every batch; no
+        # dead-letter topic for its late records
+        self.contexts: dict[Node, BatchContext] = {}
         for node in self.nodes:
             if isinstance(node.op, Stateful):
                 codec = by_serde[node.op.serde or app.settings.internal_serde]
-                self.stores.append(MemoryStore(codec, operator_name(node)))
-                node.op.bind(self.stores[-1])
+                self.contexts[node] = BatchContext(MemoryStore(codec, operator_name(node)))
 
     def run_batch(self, t: int) -> None:
         """Evaluate batch t, then commit its state changes, as a worker does once the
         batch's outputs are acknowledged (docs/design.md §5)."""
-        evaluate(self.nodes, t, {})
-        for store in self.stores:
-            store.commit(None)
+        evaluate(self.nodes, t, {}, self.contexts)
+        for context in self.contexts.values():
+            context.store.commit(None)
 
     def run_virtual(self, n: int) -> None:
         if any(isinstance(s.op, SocketSource) for s in self.app.graph.sources()):

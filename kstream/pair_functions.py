@@ -20,6 +20,7 @@ class PairFunctions:
 
     if TYPE_CHECKING:
         _through_shuffle: Callable[..., DStream]
+        _reads_by_key: Callable[[int | None], bool]
 
     def combine_by_key(
         self,
@@ -37,7 +38,8 @@ class PairFunctions:
         a poison record runs again on them (kstream/poison.py)."""
         what = "combine_by_key"
         _functions(what, create=create, merge_value=merge_value, merge_combiners=merge_combiners)
-        op = keyed.CombineByKey(Combiner(create, merge_value, merge_combiners))
+        combiner = Combiner(create, merge_value, merge_combiners)
+        op = keyed.CombineByKey(combiner, self._shuffled(num_partitions))
         return self._by_key(op, num_partitions, name, serde)
 
     def aggregate_by_key(
@@ -52,7 +54,7 @@ class PairFunctions:
         """Spark's aggregateByKey: per key, seq_fn(acc, v) folds its values into a copy of
         `zero`; comb_fn(acc1, acc2) joins the workers' results."""
         _functions("aggregate_by_key", seq_fn=seq_fn, comb_fn=comb_fn)
-        op = keyed.AggregateByKey(zero, seq_fn, comb_fn)
+        op = keyed.AggregateByKey(zero, seq_fn, comb_fn, self._shuffled(num_partitions))
         return self._by_key(op, num_partitions, name, serde)
 
     def fold_by_key(
@@ -65,7 +67,8 @@ class PairFunctions:
     ) -> DStream:
         """Spark's foldByKey: aggregate_by_key(zero, fn, fn)."""
         _functions("fold_by_key", fn=fn)
-        return self._by_key(keyed.FoldByKey(zero, fn), num_partitions, name, serde)
+        op = keyed.FoldByKey(zero, fn, self._shuffled(num_partitions))
+        return self._by_key(op, num_partitions, name, serde)
 
     def reduce_by_key(
         self,
@@ -74,12 +77,19 @@ class PairFunctions:
         name: str | None = None,
         serde: str | None = None,
     ) -> DStream:
-        return self._by_key(keyed.ReduceByKey(fn), num_partitions, name, serde)
+        op = keyed.ReduceByKey(fn, self._shuffled(num_partitions))
+        return self._by_key(op, num_partitions, name, serde)
 
     def group_by_key(
         self, num_partitions: int | None = None, name: str | None = None, serde: str | None = None
     ) -> DStream:
-        return self._by_key(keyed.GroupByKey(), num_partitions, name, serde)
+        op = keyed.GroupByKey(self._shuffled(num_partitions))
+        return self._by_key(op, num_partitions, name, serde)
+
+    def _shuffled(self, partitions: int | None) -> bool:
+        """Whether the operator's input crosses a shuffle, which combines each task's
+        values before it (`pre_combined`), or is read as it is, already by key."""
+        return not self._reads_by_key(partitions)
 
     def _by_key(
         self, op: keyed.CombineByKey, partitions: int | None, name: str | None, serde: str | None

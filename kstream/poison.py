@@ -12,21 +12,7 @@ Either way the rest of the batch goes on, and each one counts in
 `kstream_errors_total{kind="deserialize"|"function"|"produce"}`; dead letters also count in
 `kstream_dlq_records_total{topic,reason}`.
 
-Taking a failed batch apart. Batches run vectorised; when a stage's body (its operators
-but the sinks) raises on a batch, each task (input partition) of the batch runs alone;
-in a task that fails alone, the body runs on each of its records alone, and the records
-that raise alone are the culprits. The task then runs without them; should it still
-fail (only a combination of records fails), all of its records are poison, with that
-error. The surviving records then run as one batch again. Stages after a shuffle are
-taken apart the same way, element by element of their repartition input, unless they
-keep state: a record cannot run alone there without changing the state, so a failing
-task's whole batch is poison and its state changes are rolled back (see
-`RocksStore.savepoint`), and the task runs its batch again without input. A sink that
-raises makes the whole batch poison (which records it failed on is unknown). A stage
-that fails even on an empty batch is not failing because of its records: the worker
-stops, naming the operator.
-
-User functions of a batch that is taken apart run more than once on some records.
+How a failing batch is taken apart to find them is kstream/isolation.py's.
 
 Dead letters themselves (their headers, the topic) are kstream/dead_letters.py's.
 """
@@ -35,14 +21,13 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from kstream.clocks import TP
-from kstream.dead_letters import DeadLetter, failure
+from kstream.dead_letters import DeadLetter
 from kstream.errors import FormatError
-from kstream.graph import Batch, Node, evaluate
+from kstream.graph import Batch, Node
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +74,10 @@ class TaskBatch:
     def letter(self, i: int, reason: str, error: BaseException, operator: str | None) -> DeadLetter:
         raise NotImplementedError
 
+    def late(self, node: Node, record: Any, why: str) -> DeadLetter:
+        """The dead letter of a record that `node`, a `late="dlq"` operator, turned away."""
+        raise NotImplementedError
+
     def alive(self) -> list[int]:
         return [i for i in range(self.size) if i not in self.dead]
 
@@ -106,47 +95,9 @@ class TaskBatch:
         return f"{self.tp[0]}[{self.tp[1]}]"
 
 
-def merge_inputs(template: Inputs, parts: Iterable[Inputs]) -> Inputs:
-    """The template's values (None: no result, []: empty) extended by each part's, in
-    order; the lists are new."""
-    out = {n: (None if v is None else list(v)) for n, v in template.items()}
-    for part in parts:
-        for node, values in part.items():
-            if values:
-                held = out.get(node)
-                if held is None:
-                    out[node] = list(values)
-                else:
-                    held.extend(values)
-    return out
-
-
-def merge_values(results: Iterable[Inputs]) -> Inputs:
-    """Per-task results of the same nodes as one: lists joined, None where all are None."""
-    merged: Inputs = {}
-    for values in results:
-        for node, value in values.items():
-            if value is not None:
-                held = merged.get(node)
-                merged[node] = [*held, *value] if held else list(value)
-            else:
-                merged.setdefault(node, None)
-    return merged
-
-
-def stuck(error: BaseException, t: int, what: str) -> PoisonRecordError:
-    """The error that stops the worker when a stage fails even without records."""
-    frames = traceback.extract_tb(error.__traceback__)
-    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return PoisonRecordError(
-        f"{failure(error)}{at}, on {what} of batch {t}, even without any input record: not "
-        "a poison record but a failing operator (or its state); stopping"
-    )
-
-
 class Poison:
-    """A worker's on_error policy: takes failed batches apart, then dead-letters, skips
-    or stops on their poison records; logs and counts them."""
+    """A worker's on_error policy: dead-letters, skips or stops on poison records; logs
+    and counts them."""
 
     def __init__(
         self,
@@ -163,69 +114,6 @@ class Poison:
         self.log_every = log_every
         self._logged = -float("inf")
         self._quiet = 0  # lines left out since the last one
-
-    # -- taking a batch apart ------------------------------------------------------------
-    def isolate(self, body: list[Node], t: int, template: Inputs, tasks: list[TaskBatch]) -> Inputs:
-        """Run a stateless stage's body over the tasks' records: at once, or, when that
-        raises, taken apart (the module's doc). Poison records land in the tasks'
-        `letters`."""
-        try:
-            return evaluate(body, t, merge_inputs(template, (task.inputs() for task in tasks)))
-        except Exception as e:
-            if not poisonous(e):
-                raise
-            if not tasks:
-                raise stuck(e, t, "an empty batch") from e
-        results = []
-        for task in tasks:
-            if len(tasks) > 1:
-                try:
-                    results.append(evaluate(body, t, merge_inputs(template, [task.inputs()])))
-                    continue
-                except Exception as e:
-                    if not poisonous(e):
-                        raise
-            results.append(self._take_apart(body, t, template, task))
-        if len(tasks) == 1:
-            return results[0]
-        try:  # the survivors as one batch, as it would have run without the culprits
-            return evaluate(body, t, merge_inputs(template, (task.inputs() for task in tasks)))
-        except Exception as e:
-            if not poisonous(e):
-                raise
-            self.note(
-                f"batch {t} fails only with the records of several partitions together "
-                f"({failure(e)}); each partition's part of it runs on its own"
-            )
-            return merge_values(results)
-
-    def _take_apart(self, body: list[Node], t: int, template: Inputs, task: TaskBatch) -> Inputs:
-        culprits = []
-        for i in task.alive():
-            try:
-                evaluate(body, t, merge_inputs(template, [task.unit(i)]))
-            except Exception as e:
-                if not poisonous(e):
-                    raise
-                culprits.append((i, e))
-        for i, e in culprits:
-            task.kill(i, e)
-        try:
-            return evaluate(body, t, merge_inputs(template, [task.inputs()]))
-        except Exception as e:
-            if not poisonous(e):
-                raise
-            n = task.kill_all(e)
-            self.note(
-                f"batch {t} of {task.where()} fails only with its records together "
-                f"({failure(e)}): all {n} of them are poison (on_error={self.policy})"
-            )
-        try:
-            return evaluate(body, t, merge_inputs(template, []))
-        except Exception as e:
-            if not poisonous(e):
-                raise
-            raise stuck(e, t, task.where()) from e
 
     # -- what becomes of poison records -----------------------------------------------------
     def handle(self, letters: list[DeadLetter], send: Callable[[str, DeadLetter], None]) -> None:

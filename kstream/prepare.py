@@ -42,10 +42,6 @@ def prepare_topics(
     admin.ensure(wanted, known, settings.replication_factor, {})
     if plan.dlq_topic is not None and plan.dlq_topic not in known:  # any size will do
         admin.ensure({plan.dlq_topic: 1}, known, settings.replication_factor, {})
-    for s in plan.stages:  # late="dlq" operators hand their late records over
-        for n in s.nodes:
-            if getattr(n.op, "late", None) == "dlq" and hasattr(n.op, "rejected"):
-                n.op.rejected = []  # type: ignore[attr-defined]
     return known, wanted
 
 

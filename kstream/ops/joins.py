@@ -19,7 +19,6 @@ class Cogroup(Operator):
     """(k, ([left values], [right values])) for every key on either side."""
 
     kind = "cogroup"
-    pre_combined = False
 
     def apply(self, inputs, t):
         left, right = inputs
@@ -31,8 +30,6 @@ class Cogroup(Operator):
 
 class Join(Operator):
     """Inner/left/right/full outer join: cartesian product per key, None for a missing side."""
-
-    pre_combined = False
 
     def __init__(self, how: str):
         self.how = how

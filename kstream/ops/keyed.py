@@ -20,7 +20,9 @@ from kstream.ops.combine import Combiner, Grouping, ValueCounter, aggregating, r
 class Aggregation(Operator):
     """Base for operators fed through a shuffle (or directly, when already partitioned)."""
 
-    pre_combined = False  # set by the graph builder when a shuffle node runs `partial`
+    # whether its input crossed a shuffle that ran `partial` already; the operators that
+    # may read a stream partitioned by key directly take it as an argument (kstream/dstream.py)
+    pre_combined = True
 
     def partial(self, batch: Batch) -> Batch:
         return batch
@@ -41,8 +43,9 @@ class CombineByKey(Aggregation):
 
     kind = "combine_by_key"
 
-    def __init__(self, combiner: Combiner):
+    def __init__(self, combiner: Combiner, pre_combined: bool = True):
         self.combiner = combiner
+        self.pre_combined = pre_combined
         self.partial_streams = combiner.map_side_combine  # grouping's partial passes lists
 
     def partial(self, batch):
@@ -55,8 +58,8 @@ class CombineByKey(Aggregation):
 class ReduceByKey(CombineByKey):
     kind = "reduce_by_key"
 
-    def __init__(self, fn: Callable[[Any, Any], Any]):
-        super().__init__(reducing(fn))
+    def __init__(self, fn: Callable[[Any, Any], Any], pre_combined: bool = True):
+        super().__init__(reducing(fn), pre_combined)
         self.fn = fn  # names the operator (kstream/names.py)
 
 
@@ -67,9 +70,13 @@ class AggregateByKey(CombineByKey):
     kind = "aggregate_by_key"
 
     def __init__(
-        self, zero: Any, seq_fn: Callable[[Any, Any], Any], comb_fn: Callable[[Any, Any], Any]
+        self,
+        zero: Any,
+        seq_fn: Callable[[Any, Any], Any],
+        comb_fn: Callable[[Any, Any], Any],
+        pre_combined: bool = True,
     ):
-        super().__init__(aggregating(zero, seq_fn, comb_fn))
+        super().__init__(aggregating(zero, seq_fn, comb_fn), pre_combined)
         self.fn = seq_fn
 
 
@@ -78,8 +85,8 @@ class FoldByKey(AggregateByKey):
 
     kind = "fold_by_key"
 
-    def __init__(self, zero: Any, fn: Callable[[Any, Any], Any]):
-        super().__init__(zero, fn, fn)
+    def __init__(self, zero: Any, fn: Callable[[Any, Any], Any], pre_combined: bool = True):
+        super().__init__(zero, fn, fn, pre_combined)
 
 
 class CountByValue(CombineByKey):
@@ -92,8 +99,8 @@ class CountByValue(CombineByKey):
 class GroupByKey(CombineByKey):
     kind = "group_by_key"
 
-    def __init__(self) -> None:
-        super().__init__(Grouping())
+    def __init__(self, pre_combined: bool = True) -> None:
+        super().__init__(Grouping(), pre_combined)
 
 
 def reduce_all(fn: Callable[[Any, Any], Any], batch: Batch) -> Batch:

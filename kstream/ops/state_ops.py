@@ -1,7 +1,7 @@
 """State by key across batches: update_state_by_key and map_with_state (Spark's rules).
 
-Both read through a BY_KEY shuffle, so the bound store holds the keys of one partition;
-every piece of state lives in it (see kstream.ops.stateful for the layout).
+Both read through a BY_KEY shuffle, so the batch context's store holds the keys of one
+partition; every piece of state lives in it (see kstream.ops.stateful for the layout).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from kstream.graph import Batch, Operator
 from kstream.ops.combine import Grouping
-from kstream.ops.stateful import KEY, META, Stateful, ms
+from kstream.ops.stateful import KEY, META, BatchContext, Stateful, keyed_items, ms
 
 # Values a state function may return unchanged without the store being written again (a
 # changelog record saved); anything mutable is written back, as it may have been changed
@@ -23,7 +23,7 @@ _IMMUTABLE = (int, float, str, bytes, bool, type(None))
 
 def _seed(store, initial: list[tuple[Any, Any]] | None, owns, entry) -> list[Any]:
     """Initial state, put once per store (the flag is in the store, so a restored or
-    re-bound store is not seeded twice), only the keys of this store's partition.
+    re-opened store is not seeded twice), only the keys of this store's partition.
     Returns the keys seeded now."""
     if initial is None or store.get("seeded"):
         return []
@@ -52,15 +52,15 @@ class UpdateStateByKey(Stateful):
     def partial(self, batch: Batch) -> Batch:
         return self.grouping.partial(batch)
 
-    def apply(self, inputs, t):
+    def apply_in(self, context: BatchContext, inputs, t):
         (x,) = inputs
         if x is None:
             return None
-        store, fn = self.store, self.fn
-        _seed(store, self.initial, self.owns, lambda s: s)
+        store, fn = context.store, self.fn
+        _seed(store, self.initial, context.owns, lambda s: s)
         groups = dict(self.grouping.merge(x))  # each upstream task's (key, [values]) joined
         out: Batch = []
-        for k, state in list(self.keyed_items()):
+        for k, state in list(keyed_items(store)):
             values = groups.pop(k, [])
             new = fn(values, state)
             if new is None:
@@ -188,18 +188,25 @@ class MapWithState(Stateful):
     also ("t", time) -> keys written at that time, so idle keys are found without a
     scan, and META -> the sorted times that have such a list.
 
-    Emits tagged records, (MAPPED, record) and, when state_snapshots() was asked for,
-    (SNAPSHOT, (key, state)); two derived nodes split them.
+    Emits tagged records, (MAPPED, record) and, with `snapshots` (state_snapshots() was
+    asked for), (SNAPSHOT, (key, state)); two derived nodes split them.
     """
 
     kind = "map_with_state"
 
-    def __init__(self, spec: StateSpec, timeout_ms: int | None):
+    def __init__(self, spec: StateSpec, timeout_ms: int | None, snapshots: bool = False):
+        self.spec = spec
         self.fn = spec.fn
         self.with_time = positional_arity(spec.fn) == 4
         self.timeout_ms = timeout_ms
         self.initial = spec.initial
-        self.snapshots = False  # set at build time by state_snapshots()
+        self.snapshots = snapshots
+
+    def with_snapshots(self) -> MapWithState:
+        """The same operator, emitting every (key, state) after each batch as well."""
+        twin = MapWithState(self.spec, self.timeout_ms, snapshots=True)
+        twin.serde = self.serde
+        return twin
 
     def _call(self, t: int, k: Any, v: Any, state: State, out: Batch) -> None:
         if self.with_time:
@@ -209,12 +216,12 @@ class MapWithState(Stateful):
         else:
             out.append((MAPPED, self.fn(k, v, state)))
 
-    def apply(self, inputs, t):
+    def apply_in(self, context: BatchContext, inputs, t):
         (x,) = inputs
         if x is None:
             return None
-        store, timeout = self.store, self.timeout_ms
-        seeded = _seed(store, self.initial, self.owns, lambda s: [s, t])
+        store, timeout = context.store, self.timeout_ms
+        seeded = _seed(store, self.initial, context.owns, lambda s: [s, t])
         keys = list(dict.fromkeys([*(k for k, _ in x), *seeded]))
         entries = dict(zip(keys, store.get_many([(KEY, k) for k in keys]), strict=True))
         out: Batch = []
@@ -230,13 +237,12 @@ class MapWithState(Stateful):
                 store.put((KEY, k), entries[k])
                 written.append(k)
         if timeout is not None:
-            self._time_out(t, timeout, entries, written, out)
+            self._time_out(store, t, timeout, entries, written, out)
         if self.snapshots:
-            out.extend((SNAPSHOT, (k, e[0])) for k, e in self.keyed_items())
+            out.extend((SNAPSHOT, (k, e[0])) for k, e in keyed_items(store))
         return out
 
-    def _time_out(self, t, timeout, entries, written, out) -> None:
-        store = self.store
+    def _time_out(self, store, t, timeout, entries, written, out) -> None:
         meta = store.get(META) or []
         changed = False
         live = [k for k in dict.fromkeys(written) if (e := entries[k]) is not None and e[1] == t]

@@ -1,11 +1,12 @@
 """Base of operators that keep state across batches (state by key, windows).
 
-The runner binds a `Store` before each batch: on Kafka, the store of the task (partition)
-being run; locally, one in-memory store. Stateful operators always read through a shuffle,
-so each task holds exactly the keys of its partition.
+Whoever runs a batch hands each such operator a `BatchContext`: on Kafka, the store of
+the task (partition) being run (kstream/isolation.py); locally, one in-memory store
+(kstream/local.py). Stateful operators always read through a shuffle, so each task holds
+exactly the keys of its partition.
 
-Rules for the operators: every piece of state that outlives a batch is in `self.store`
-(never in Python attributes: the store may be re-bound to another task's between batches),
+Rules for the operators: every piece of state that outlives a batch is in the context's
+store (never in Python attributes: the next batch may be another task's),
 keys and values are of types the internal format carries (kstream/codec.py: a list
 rather than a tuple where either will do, as msgpack writes it without an extension
 type), and a store holds only the keys of one partition. An input of None (the stream
@@ -18,35 +19,48 @@ and plain strings hold the operator's own bookkeeping, so they never collide.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from kstream.graph import Operator
+from kstream.graph import Batch, Operator
 from kstream.state.store import Store
 
 KEY = "k"
 META = "meta"
 
 
-def _owns_all(key: Any) -> bool:
+def owns_all(key: Any) -> bool:
+    """The key ownership of a single store: every key is its own."""
     return True
 
 
-class Stateful(Operator):
+@dataclass(eq=False)
+class BatchContext:
+    """What an operator that keeps state works with in one task's batch, handed to it by
+    the runner instead of set on it, so that nothing of one task's batch stays behind
+    on the operator for the next."""
+
     store: Store
-    pre_combined = True  # fed through a shuffle, which ran `partial` if the op has one
-    owns: Callable[[Any], bool] = staticmethod(_owns_all)
+    # which keys of initial state belong to this store's partition (kstream/partitioning.py)
+    owns: Callable[[Any], bool] = owns_all
+    # records turned away as late, (record, why), for the dead-letter topic; None where
+    # there is none to send them to (a local run): they are dropped
+    late: list[tuple[Any, str]] | None = None
 
-    def bind(self, store: Store, owns: Callable[[Any], bool] | None = None) -> None:
-        """Use `store` from the next batch on. `owns(key)` says which keys of initial state
-        belong to this store's partition (default: all, for a single store)."""
-        self.store = store
-        self.owns = owns or _owns_all
 
-    def keyed_items(self) -> Iterator[tuple[Hashable, Any]]:
-        """Every (user key, entry) of the bound store."""
-        for sk, value in self.store.items():
-            if type(sk) is tuple and len(sk) == 2 and sk[0] == KEY:
-                yield sk[1], value
+class Stateful(Operator):
+    def apply(self, inputs: list[Batch | None], t: int) -> Batch | None:
+        raise TypeError(f"{self.kind} keeps state: it runs with a BatchContext (apply_in)")
+
+    def apply_in(self, context: BatchContext, inputs: list[Batch | None], t: int) -> Batch | None:
+        raise NotImplementedError
+
+
+def keyed_items(store: Store) -> Iterator[tuple[Hashable, Any]]:
+    """Every (user key, entry) of a store."""
+    for sk, value in store.items():
+        if type(sk) is tuple and len(sk) == 2 and sk[0] == KEY:
+            yield sk[1], value
 
 
 def ms(t: int) -> float:

@@ -28,7 +28,8 @@ from kstream.ops.combine import (
     reducing,
 )
 from kstream.ops.keyed import reduce_all
-from kstream.ops.stateful import KEY, META, Stateful, ms
+from kstream.ops.stateful import KEY, META, BatchContext, Stateful, keyed_items, ms
+from kstream.state.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,11 @@ class Windowed(Stateful):
     def combine(self, values: list[Any]) -> Batch:
         raise NotImplementedError
 
-    def apply(self, inputs, t):
+    def apply_in(self, context: BatchContext, inputs, t):
         (x,) = inputs
         if x is None:
             return None
-        store, length, slide = self.store, self.length_ms, self.slide_ms
+        store, length, slide = context.store, self.length_ms, self.slide_ms
         meta = store.get(META) or {"batches": [], "through": None}
         value = self.batch_value(x)
         next_emit = -(-t // slide) * slide
@@ -84,12 +85,12 @@ class Windowed(Stateful):
                 store.put(META, meta)
             return None
         emit = self._recompute if self.inv_fn is None else self._incremental
-        out = emit(t, meta)
+        out = emit(store, t, meta)
         store.put(META, meta)
         return out
 
-    def _recompute(self, t: int, meta: dict) -> Batch:
-        store, length = self.store, self.length_ms
+    def _recompute(self, store: Store, t: int, meta: dict) -> Batch:
+        length = self.length_ms
         batches = meta["batches"]
         inside = [b for b in batches if t - length < b <= t]
         out = self.combine(store.get_many([("b", b) for b in inside]))
@@ -100,13 +101,13 @@ class Windowed(Stateful):
         meta["batches"] = [b for b in batches if b > keep]
         return out
 
-    def _incremental(self, t: int, meta: dict) -> Batch:
-        store, length = self.store, self.length_ms
+    def _incremental(self, store: Store, t: int, meta: dict) -> Batch:
+        length = self.length_ms
         fn, inv, keep = self.fn, self.inv_fn, self.filter_fn
         through = meta["through"]
         batches = meta["batches"]
         if through is not None and t <= through:  # this slide was folded in already
-            return self.present(t, meta)
+            return self.present(store, t, meta)
         added = [b for b in batches if through is not None and b <= through]
         fresh = [b for b in batches if through is None or b > through]
         old = [b for b in added if b <= t - length]
@@ -138,11 +139,11 @@ class Windowed(Stateful):
             store.delete(("b", b))
         meta["batches"] = [b for b in batches if b not in set(gone)]
         meta["through"] = t
-        return self.present(t, meta)
+        return self.present(store, t, meta)
 
-    def present(self, t: int, meta: dict) -> Batch:
+    def present(self, store: Store, t: int, meta: dict) -> Batch:
         """The output of an incremental window: every key of the aggregate."""
-        return [(k, v[0]) for k, v in self.keyed_items()]
+        return [(k, v[0]) for k, v in keyed_items(store)]
 
 
 # -- whole-stream windows (GLOBAL shuffle: one partition) ------------------------------
@@ -196,8 +197,8 @@ class ReduceByWindow(Windowed):
     def combine(self, values):
         return reduce_all(self.fn, [v[None] for v in values])
 
-    def present(self, t, meta):
-        agg = self.store.get((KEY, None))
+    def present(self, store, t, meta):
+        agg = store.get((KEY, None))
         return [] if agg is None else [agg[0]]
 
 
@@ -287,10 +288,11 @@ class ReduceByKeyAndSession(Stateful):
     its session may have closed and been emitted. That happens only when an older batch
     is run after a newer one (a replay). late="join": the record joins the key's open
     session (or starts one, which closes as soon as its gap has passed); "drop": it is
-    counted in `late_records` and dropped; "dlq": counted too, and on Kafka sent to the
-    dead-letter topic (kstream/poison.py) as the (key, value) this operator received —
-    the key's late records of the batch, combined — in a frame of the repartition
-    topic's format, with the topic and partition it came from (a local run drops it,
+    counted in `late_records` and dropped; "dlq": counted too, and handed to the batch
+    context's `late` list, which on Kafka goes to the dead-letter topic
+    (kstream/isolation.py) as the (key, value) this operator received — the key's late
+    records of the batch, combined — in a frame of the repartition topic's format, with
+    the topic and partition it came from (a local run has no such list: it drops them,
     with a warning).
 
     Store: ("k", key) -> [start, last, value]; ("d", T) -> keys whose session closes at T
@@ -305,9 +307,6 @@ class ReduceByKeyAndSession(Stateful):
         self.gap_ms = gap_ms
         self.late = late
         self.late_records = 0  # a metric (records counted under drop/dlq), not state
-        # late="dlq" on Kafka: the worker sets a list, collects (record, why) after each
-        # batch and sends them to the dead-letter topic; None drops them (local runs)
-        self.rejected: list[tuple[Any, str]] | None = None
 
     def describe(self) -> str:
         return f"{self.kind}({_fmt(self.gap_ms)})"
@@ -320,9 +319,9 @@ class ReduceByKeyAndSession(Stateful):
     def partial(self, batch):
         return reduce_pairs(self.fn, batch)
 
-    def _late(self, n: int, t: int) -> None:
+    def _late(self, n: int, t: int, context: BatchContext) -> None:
         self.late_records += n
-        if self.late == "dlq" and self.rejected is None:
+        if self.late == "dlq" and context.late is None:
             log.warning(
                 "%s: %d late record(s) of batch %s dropped (no dead-letter topic in a local run)",
                 self.kind,
@@ -330,11 +329,11 @@ class ReduceByKeyAndSession(Stateful):
                 _fmt(t),
             )
 
-    def apply(self, inputs, t):
+    def apply_in(self, context: BatchContext, inputs, t):
         (x,) = inputs
         if x is None:
             return None
-        store, fn, gap = self.store, self.fn, self.gap_ms
+        store, fn, gap = context.store, self.fn, self.gap_ms
         meta = store.get(META) or {"clock": None, "due": []}
         clock = meta["clock"]
         now = t if clock is None else max(t, clock)
@@ -353,7 +352,7 @@ class ReduceByKeyAndSession(Stateful):
             elif (s is not None) or (clock is not None and t < clock):
                 if self.late != "join":
                     late += 1
-                    if self.late == "dlq" and self.rejected is not None:
+                    if self.late == "dlq" and context.late is not None:
                         why = (
                             f"batch {_fmt(t)} is older than its key's open session "
                             f"(last record at {_fmt(s[1])})"
@@ -361,7 +360,7 @@ class ReduceByKeyAndSession(Stateful):
                             else f"batch {_fmt(t)} is older than the newest batch run "
                             f"({_fmt(clock)}): its session may have been emitted"
                         )
-                        self.rejected.append(((k, v), why))
+                        context.late.append(((k, v), why))
                     continue
                 s = [t, t, v] if s is None else [min(s[0], t), s[1], fn(s[2], v)]
             else:
@@ -369,7 +368,7 @@ class ReduceByKeyAndSession(Stateful):
             store.put((KEY, k), s)
             due[s[1] + gap].append(k)
         if late:
-            self._late(late, t)
+            self._late(late, t, context)
         for d, keys in due.items():
             bucket = store.get(("d", d)) or []
             store.put(("d", d), list(dict.fromkeys([*bucket, *keys])))

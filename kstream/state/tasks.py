@@ -189,15 +189,18 @@ class TaskStores:
             )
         return store
 
-    def bind(self, topic: str, p: int, t: int, position: int) -> list[RocksStore]:
-        """Point the operators fed by topic[p] at that task's stores, for batch t."""
-        stores = []
+    def for_batch(self, topic: str, p: int, t: int, position: int) -> dict[Node, RocksStore]:
+        """Task topic[p]'s stores, by the operator each serves, marked as running batch t
+        with the task's input read up to `position`."""
+        stores = {}
         for node in self.nodes.get(topic, ()):
-            store = self.open[(node, p)]
-            node.op.bind(store, owner(p, self.partitions[topic]))  # type: ignore[attr-defined]
+            store = stores[node] = self.open[(node, p)]
             store.processed(t, position)
-            stores.append(store)
         return stores
+
+    def owns(self, topic: str, p: int) -> Callable[[Any], bool]:
+        """Which keys task topic[p]'s stores hold: its partition's (the shuffle's)."""
+        return owner(p, self.partitions[topic])
 
     def store_of(self, node: Node, p: int) -> RocksStore:
         return self.open[(node, p)]

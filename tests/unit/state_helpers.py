@@ -12,28 +12,28 @@ import time
 from collections.abc import Callable
 
 from kstream.codec import Msgpack
-from kstream.ops.stateful import Stateful
+from kstream.local import LocalRunner
+from kstream.ops.stateful import BatchContext
 from kstream.partitioning import BY_KEY, owner, partitioner
 from kstream.state.memory import MemoryStore
 
 
 def run_with_fresh_ops(app, n: int) -> None:
-    """Run n batches; before each batch after the first, every stateful operator is
-    replaced by a pristine copy bound to its store (as a Kafka runner re-binds stores):
-    state kept in Python attributes would be lost."""
-    nodes = [node for node in app.nodes if isinstance(node.op, Stateful)]
-    pristine = {node: copy.deepcopy(node.op) for node in nodes}
+    """Run n batches locally; before each batch after the first, every stateful operator
+    is replaced by a pristine copy working on the same store (as a Kafka runner gives
+    each task's batch its store): state kept in Python attributes would be lost."""
+    runner = LocalRunner(app)
+    pristine = {node: copy.deepcopy(node.op) for node in runner.contexts}
     for _ in range(n):
-        app.run_batches(1)
-        for node in nodes:
-            op = copy.deepcopy(pristine[node])
-            op.bind(node.op.store)
-            node.op = op
+        runner.run_virtual(1)
+        for node in runner.contexts:
+            node.op = copy.deepcopy(pristine[node])
 
 
-def store_of(app, kind: str):
-    (op,) = [n.op for n in app.nodes if n.op.kind == kind]
-    return op.store
+def store_of(runner: LocalRunner, kind: str):
+    """The store of the runner's operator of that kind."""
+    (store,) = [c.store for n, c in runner.contexts.items() if n.op.kind == kind]
+    return store
 
 
 def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partitions: int):
@@ -50,8 +50,8 @@ def run_partitioned(op, batches: list[list], n: int, interval_ms: int, partition
         combined = op.partial(batch) if hasattr(op, "partial") else batch
         results = []
         for p in range(partitions):
-            op.bind(stores[p], owner(p, partitions))
-            results.append(op.apply([[r for r in combined if where(r) == p]], t))
+            context = BatchContext(stores[p], owner(p, partitions))
+            results.append(op.apply_in(context, [[r for r in combined if where(r) == p]], t))
             stores[p].commit(None)
         present = [r for r in results if r is not None]
         out.append((t / 1000, [x for r in present for x in r] if present else None))

@@ -250,3 +250,31 @@ def test_one_output_anywhere_is_enough():
     out = s.collect()
     app.run_batches(1)
     assert out.records() == ["a"]
+
+
+def test_an_aggregation_reading_a_stream_partitioned_by_key_combines_its_batch_itself():
+    app = kstream.App("p", batch_interval=1.0)
+    first = app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    first.reduce_by_key(operator.add).to("out")
+    first.group_by_key(num_partitions=3).to("groups")
+    plan = compile_plan(app)
+    assert len(plan.exchanges) == 2  # the first reduce_by_key's, and the 3 partitions'
+    ops = [n.op for n in app.ordered_nodes() if n.op.kind in ("reduce_by_key", "group_by_key")]
+    # fed through a shuffle (which ran `partial`), fed directly, through a shuffle again
+    assert [(op.kind, op.pre_combined) for op in ops] == [
+        ("reduce_by_key", True),
+        ("reduce_by_key", False),
+        ("group_by_key", True),
+    ]
+
+
+def test_state_snapshots_are_the_map_with_state_operators_own_from_its_construction():
+    app = kstream.App("p", batch_interval=1.0)
+    spec = kstream.StateSpec(lambda k, v, state: v)
+    mapped = app.stream("lines").map(lambda w: (w, 1)).map_with_state(spec)
+    mapped.to("out")
+    (node,) = [n for n in app.ordered_nodes() if n.op.kind == "map_with_state"]
+    assert node.op.snapshots is False
+    mapped.state_snapshots().to("snapshots")
+    assert node.op.snapshots is True
+    assert node_of_kind(compile_plan(app), "map_with_state") is node

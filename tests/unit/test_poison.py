@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Message
 
 import kstream
+from kstream.ops.stateful import keyed_items
 from kstream.poison import PoisonRecordError
 from kstream.worker import Worker
 from tests.unit.offline import (
@@ -381,7 +382,7 @@ def test_a_stage_with_state_rolls_the_task_back_and_dead_letters_its_batch(monke
     ]
     assert {headers(r)["kstream.error.message"] for r in letters} == {"bad value"}
     store.commit(None)  # what the first batch did, and the second without its input
-    assert dict(node.op.keyed_items()) == {"a": [1], "b": [1]}
+    assert dict(keyed_items(store)) == {"a": [1], "b": [1]}
     store.close()
 
 

@@ -449,8 +449,7 @@ def test_map_with_state_partitioned_equals_one_store():
     spec = StateSpec(mapping, timeout=2, initial=initial)
 
     def run(partitions):
-        op = state_ops.MapWithState(spec, 2000)
-        op.snapshots = True
+        op = state_ops.MapWithState(spec, 2000, snapshots=True)
         return [
             (t, sorted(r, key=repr)) for t, r in run_partitioned(op, batches, 16, 1000, partitions)
         ]

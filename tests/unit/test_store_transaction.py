@@ -7,6 +7,7 @@ import pytest
 
 import kstream
 from kstream.errors import FormatError
+from kstream.local import LocalRunner
 from kstream.state.memory import MemoryStore
 from kstream.state.partition import USER
 from kstream.state.rocks import RocksStore, StoreMemory
@@ -213,8 +214,9 @@ def test_a_local_run_commits_each_batch_so_state_changed_in_place_keeps_earlier_
     app = kstream.App("p", batch_interval=1.0)
     stream = app.queue_stream([[("a", 1)], [("a", 2)], [("a", 3)]])
     out = stream.update_state_by_key(collect).collect()
-    app.run_batches(3)
+    runner = LocalRunner(app)
+    runner.run_virtual(3)
     assert [r for _, r in out.batches] == [[("a", [1])], [("a", [1, 2])], [("a", [1, 2, 3])]]
-    store = store_of(app, "update_state_by_key")
+    store = store_of(runner, "update_state_by_key")
     assert store.changes() == []
     assert committed(store) == {("k", "a"): [1, 2, 3]}

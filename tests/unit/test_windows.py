@@ -18,7 +18,9 @@ import pytest
 import kstream
 from kstream import ConfigError
 from kstream.codec import Msgpack
+from kstream.local import LocalRunner
 from kstream.ops import windows
+from kstream.ops.stateful import BatchContext
 from kstream.state.memory import MemoryStore
 from tests.unit.state_helpers import (
     run_partitioned,
@@ -332,13 +334,14 @@ def test_a_thousand_batches_keep_the_store_bounded():
     keyed = by_key.collect()
     grouped = s.map(lambda w: (w, 1)).group_by_key_and_window(6, 3).collect()
     sizes = []
+    runner = LocalRunner(app)
     for _ in range(10):
-        app.run_batches(100)
+        runner.run_virtual(100)
         sizes.append(
             (
-                len(store_of(app, "count_by_window")),
-                len(store_of(app, "reduce_by_key_and_window")),
-                len(store_of(app, "group_by_key_and_window")),
+                len(store_of(runner, "count_by_window")),
+                len(store_of(runner, "reduce_by_key_and_window")),
+                len(store_of(runner, "group_by_key_and_window")),
             )
         )
     # batches kept: at most the window's and the slide's worth, plus bookkeeping; keys: 8
@@ -464,44 +467,46 @@ def test_a_gap_of_one_interval_joins_consecutive_batches_only():
     ]
 
 
-def session_op(late):
+def session_op(late, dead_letters=None):
+    """The operator, and a function running a batch with it over one store; the late
+    records go to `dead_letters` (a worker's), if given."""
     op = windows.ReduceByKeyAndSession(operator.add, 2000, late)
-    op.bind(MemoryStore(Msgpack(), op.kind))
-    return op
+    context = BatchContext(MemoryStore(Msgpack(), op.kind), late=dead_letters)
+    return op, lambda batch, t: op.apply_in(context, [batch], t)
 
 
 def test_late_records_join_by_default():
-    op = session_op("join")
-    assert op.apply([[("a", 1)]], 5000) == []
+    op, run = session_op("join")
+    assert run([("a", 1)], 5000) == []
     # an older batch (a replay) arrives after batch 5: a's record of 3 joins a's session;
     # b's (late, no open session) starts one at 3, whose gap has passed already: it closes
-    assert op.apply([[("a", 10), ("b", 1)]], 3000) == [("b", (3.0, 3.0, 1))]
-    assert op.apply([[]], 6000) == []
-    assert op.apply([[]], 7000) == [("a", (3.0, 5.0, 11))]
+    assert run([("a", 10), ("b", 1)], 3000) == [("b", (3.0, 3.0, 1))]
+    assert run([], 6000) == []
+    assert run([], 7000) == [("a", (3.0, 5.0, 11))]
     assert op.late_records == 0
 
 
 @pytest.mark.parametrize("late", ["drop", "dlq"])
 def test_late_records_dropped_and_counted(late, caplog):
-    op = session_op(late)
-    op.apply([[("a", 1)]], 5000)
+    op, run = session_op(late)
+    run([("a", 1)], 5000)
     with caplog.at_level(logging.WARNING, logger="kstream.ops.windows"):
-        assert op.apply([[("a", 10), ("b", 1)]], 3000) == []
+        assert run([("a", 10), ("b", 1)], 3000) == []
     assert op.late_records == 2
-    assert op.apply([[("a", 2)]], 6000) == []  # in order again: not late
-    assert op.apply([[]], 8000) == [("a", (5.0, 6.0, 3))]
+    assert run([("a", 2)], 6000) == []  # in order again: not late
+    assert run([], 8000) == [("a", (5.0, 6.0, 3))]
     warned = [r for r in caplog.records if "late record" in r.getMessage()]
     assert (len(warned) == 1) == (late == "dlq")
 
 
 def test_late_dlq_hands_the_late_records_over_when_a_worker_collects_them(caplog):
-    op = session_op("dlq")
-    op.rejected = []  # what a worker does; it sends them to the dead-letter topic
-    op.apply([[("a", 1)]], 5000)
+    rejected: list = []  # what a worker gives; it sends them to the dead-letter topic
+    op, run = session_op("dlq", rejected)
+    run([("a", 1)], 5000)
     with caplog.at_level(logging.WARNING, logger="kstream.ops.windows"):
-        assert op.apply([[("a", 10), ("b", 1)]], 3000) == []
-    assert [record for record, _ in op.rejected] == [("a", 10), ("b", 1)]
-    why = dict(op.rejected)
+        assert run([("a", 10), ("b", 1)], 3000) == []
+    assert [record for record, _ in rejected] == [("a", 10), ("b", 1)]
+    why = dict(rejected)
     assert "older than its key's open session" in why[("a", 10)]
     assert "older than the newest batch run" in why[("b", 1)]
     assert op.late_records == 2
