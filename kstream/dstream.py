@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from kstream.builder import GraphBuilder
 
 
-class DStream(PairFunctions):
+class DStream(PairFunctions["DStream"]):
     """A stream of batches. Pair streams hold `(key, value)` tuples; their per-key
     aggregations (reduce_by_key, combine_by_key, ...) are in kstream/pair_functions.py.
 

@@ -5,21 +5,21 @@ read through a BY_KEY shuffle unless the stream is already partitioned by key.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kstream.errors import ConfigError
 from kstream.ops import keyed
 from kstream.ops.combine import Combiner
 
-if TYPE_CHECKING:
-    from kstream.dstream import DStream
+Stream = TypeVar("Stream")
 
 
-class PairFunctions:
-    """Mixed into DStream, whose `_through_shuffle` adds the operator and its shuffle."""
+class PairFunctions(Generic[Stream]):
+    """Mixed into DStream (as `PairFunctions["DStream"]`, so this module needs no import
+    of it), whose `_through_shuffle` adds the operator and its shuffle."""
 
     if TYPE_CHECKING:
-        _through_shuffle: Callable[..., DStream]
+        _through_shuffle: Callable[..., Stream]
         _reads_by_key: Callable[[int | None], bool]
 
     def combine_by_key(
@@ -30,7 +30,7 @@ class PairFunctions:
         num_partitions: int | None = None,
         name: str | None = None,
         serde: str | None = None,
-    ) -> DStream:
+    ) -> Stream:
         """Spark's combineByKey: per key, create(v) of its first value, merge_value(c, v)
         with each next one (in each worker, before the shuffle), merge_combiners(c1, c2)
         to join the workers' combiners after it. Emits (key, combiner) per key. Unlike
@@ -50,7 +50,7 @@ class PairFunctions:
         num_partitions: int | None = None,
         name: str | None = None,
         serde: str | None = None,
-    ) -> DStream:
+    ) -> Stream:
         """Spark's aggregateByKey: per key, seq_fn(acc, v) folds its values into a copy of
         `zero`; comb_fn(acc1, acc2) joins the workers' results."""
         _functions("aggregate_by_key", seq_fn=seq_fn, comb_fn=comb_fn)
@@ -64,7 +64,7 @@ class PairFunctions:
         num_partitions: int | None = None,
         name: str | None = None,
         serde: str | None = None,
-    ) -> DStream:
+    ) -> Stream:
         """Spark's foldByKey: aggregate_by_key(zero, fn, fn)."""
         _functions("fold_by_key", fn=fn)
         op = keyed.FoldByKey(zero, fn, self._shuffled(num_partitions))
@@ -76,13 +76,13 @@ class PairFunctions:
         num_partitions: int | None = None,
         name: str | None = None,
         serde: str | None = None,
-    ) -> DStream:
+    ) -> Stream:
         op = keyed.ReduceByKey(fn, self._shuffled(num_partitions))
         return self._by_key(op, num_partitions, name, serde)
 
     def group_by_key(
         self, num_partitions: int | None = None, name: str | None = None, serde: str | None = None
-    ) -> DStream:
+    ) -> Stream:
         op = keyed.GroupByKey(self._shuffled(num_partitions))
         return self._by_key(op, num_partitions, name, serde)
 
@@ -93,7 +93,7 @@ class PairFunctions:
 
     def _by_key(
         self, op: keyed.CombineByKey, partitions: int | None, name: str | None, serde: str | None
-    ) -> DStream:
+    ) -> Stream:
         return self._through_shuffle(op, [self], partitions, serde=serde, name=name)
 
 
