@@ -8,21 +8,7 @@ from collections import Counter
 import pytest
 
 import kstream
-
-
-def app_and_queue(batches, interval=1.0):
-    app = kstream.App("t", batch_interval=interval)
-    return app, app.queue_stream(batches)
-
-
-def as_dicts(collected):
-    """Pair batches as (time, {key: value}), failing on a key that appears twice."""
-    out = []
-    for t, records in collected.batches:
-        keys = [k for k, _ in records]
-        assert len(keys) == len(set(keys)), f"duplicate keys in batch {t}: {records}"
-        out.append((t, dict(records)))
-    return out
+from tests.unit.queues import dicts, queue
 
 
 def groups(collected):
@@ -39,14 +25,14 @@ def groups(collected):
 
 # -- count ----------------------------------------------------------------------------
 def test_count_gives_zero_for_an_empty_batch():
-    app, s = app_and_queue([["a", "b", "c"], [], ["d"]])
+    app, s = queue([["a", "b", "c"], [], ["d"]])
     out = s.count().collect()
     app.run_batches(4)
     assert out.batches == [(1.0, [3]), (2.0, [0]), (3.0, [1]), (4.0, [0])]
 
 
 def test_count_after_a_filter_that_drops_everything():
-    app, s = app_and_queue([[1, 3, 5]])
+    app, s = queue([[1, 3, 5]])
     out = s.filter(lambda x: x % 2 == 0).count().collect()
     app.run_batches(1)
     assert out.batches == [(1.0, [0])]
@@ -54,14 +40,14 @@ def test_count_after_a_filter_that_drops_everything():
 
 # -- reduce ---------------------------------------------------------------------------
 def test_reduce_gives_nothing_for_an_empty_batch():
-    app, s = app_and_queue([[1, 2, 3, 4], [], [7]])
+    app, s = queue([[1, 2, 3, 4], [], [7]])
     out = s.reduce(operator.add).collect()
     app.run_batches(4)
     assert out.batches == [(1.0, [10]), (2.0, []), (3.0, [7]), (4.0, [])]
 
 
 def test_reduce_with_max():
-    app, s = app_and_queue([[3, 9, 2], [-1, -5]])
+    app, s = queue([[3, 9, 2], [-1, -5]])
     out = s.reduce(max).collect()
     app.run_batches(2)
     assert out.batches == [(1.0, [9]), (2.0, [-1])]
@@ -70,18 +56,18 @@ def test_reduce_with_max():
 # -- count_by_value -------------------------------------------------------------------
 def test_count_by_value_and_alias():
     words = [["a", "b", "a", "c", "a"], [], ["b"]]
-    app, s = app_and_queue(words)
+    app, s = queue(words)
     snake = s.count_by_value().collect()
     camel = s.countByValue().collect()
     app.run_batches(4)
     times = [1.0, 2.0, 3.0, 4.0]
     expected = [(t, dict(Counter(b))) for t, b in zip(times, [*words, []], strict=True)]
-    assert as_dicts(snake) == expected
-    assert as_dicts(camel) == expected
+    assert dicts(snake) == expected
+    assert dicts(camel) == expected
 
 
 def test_count_by_value_of_pairs_counts_whole_records():
-    app, s = app_and_queue([[("a", 1), ("a", 1), ("a", 2)]])
+    app, s = queue([[("a", 1), ("a", 1), ("a", 2)]])
     out = s.count_by_value().collect()
     app.run_batches(1)
     assert sorted(out.batches[0][1]) == [(("a", 1), 2), (("a", 2), 1)]
@@ -102,13 +88,13 @@ def test_design_doc_example():
 # -- reduce_by_key --------------------------------------------------------------------
 def test_reduce_by_key_and_alias():
     pairs = [[("a", 1), ("b", 2), ("a", 3), ("a", 5)], [], [("b", 1)]]
-    app, s = app_and_queue(pairs)
+    app, s = queue(pairs)
     snake = s.reduce_by_key(operator.add).collect()
     camel = s.reduceByKey(lambda x, y: x + y).collect()
     app.run_batches(3)
     expected = [(1.0, {"a": 9, "b": 2}), (2.0, {}), (3.0, {"b": 1})]
-    assert as_dicts(snake) == expected
-    assert as_dicts(camel) == expected
+    assert dicts(snake) == expected
+    assert dicts(camel) == expected
 
 
 def test_reduce_by_key_single_value_is_untouched():
@@ -118,7 +104,7 @@ def test_reduce_by_key_single_value_is_untouched():
         calls.append((x, y))
         return x + y
 
-    app, s = app_and_queue([[("only", 42)]])
+    app, s = queue([[("only", 42)]])
     out = s.reduce_by_key(add).collect()
     app.run_batches(1)
     assert out.batches == [(1.0, [("only", 42)])]
@@ -126,15 +112,15 @@ def test_reduce_by_key_single_value_is_untouched():
 
 
 def test_reduce_by_key_with_num_partitions():
-    app, s = app_and_queue([[("x", 2), ("y", 3), ("x", 4)]])
+    app, s = queue([[("x", 2), ("y", 3), ("x", 4)]])
     out = s.reduce_by_key(operator.mul, num_partitions=4).collect()
     app.run_batches(1)
-    assert as_dicts(out) == [(1.0, {"x": 8, "y": 3})]
+    assert dicts(out) == [(1.0, {"x": 8, "y": 3})]
 
 
 def test_word_count():
     lines = [["to be or", "not to be"], [], ["be quick"]]
-    app, s = app_and_queue(lines)
+    app, s = queue(lines)
     out = s.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add).collect()
     app.run_batches(4)
     expected = [
@@ -143,34 +129,34 @@ def test_word_count():
         (3.0, {"be": 1, "quick": 1}),
         (4.0, {}),
     ]
-    assert as_dicts(out) == expected
+    assert dicts(out) == expected
 
 
 def test_reduce_by_key_on_an_already_keyed_stream():
     # The second reduce_by_key needs no shuffle (same keys); it must still combine.
-    app, s = app_and_queue([[("a", 1), ("b", 1), ("a", 1)], [("c", 5)]])
+    app, s = queue([[("a", 1), ("b", 1), ("a", 1)], [("c", 5)]])
     first = s.reduce_by_key(operator.add)
     swapped = first.filter(lambda kv: True).flat_map_values(lambda v: [v, v * 100])
     out = swapped.reduce_by_key(operator.add).collect()
     app.run_batches(2)
-    assert as_dicts(out) == [(1.0, {"a": 202, "b": 101}), (2.0, {"c": 505})]
+    assert dicts(out) == [(1.0, {"a": 202, "b": 101}), (2.0, {"c": 505})]
 
 
 def test_map_after_reduce_by_key_then_reduce_by_key_again():
     words = [["apple", "avocado", "banana", "apple", "blueberry", "cherry"]]
-    app, s = app_and_queue(words)
+    app, s = queue(words)
     per_word = s.map(lambda w: (w, 1)).reduce_by_key(operator.add)
     per_letter = per_word.map(lambda kv: (kv[0][0], kv[1])).reduce_by_key(operator.add)
     out = per_letter.collect()
     app.run_batches(1)
     expected = Counter(w[0] for w in words[0])
-    assert as_dicts(out) == [(1.0, dict(expected))]
+    assert dicts(out) == [(1.0, dict(expected))]
 
 
 # -- group_by_key ---------------------------------------------------------------------
 def test_group_by_key_gives_lists_and_alias():
     pairs = [[("a", 1), ("b", 2), ("a", 3), ("a", 1)], [], [("z", None)]]
-    app, s = app_and_queue(pairs)
+    app, s = queue(pairs)
     snake = s.group_by_key().collect()
     camel = s.groupByKey().collect()
     app.run_batches(3)
@@ -180,7 +166,7 @@ def test_group_by_key_gives_lists_and_alias():
 
 
 def test_group_by_key_on_an_already_keyed_stream():
-    app, s = app_and_queue([[("a", 1), ("a", 2), ("b", 3)]])
+    app, s = queue([[("a", 1), ("a", 2), ("b", 3)]])
     out = s.reduce_by_key(operator.add).flat_map_values(lambda v: [v, -v]).group_by_key()
     got = out.collect()
     app.run_batches(1)
@@ -191,7 +177,7 @@ def test_group_by_key_on_an_already_keyed_stream():
 @pytest.mark.parametrize("n", [1, 3, 16])
 def test_repartition_keeps_every_record(n):
     data = [["a", "b", "a", ("k", 1)], [], [1, 2, 3]]
-    app, s = app_and_queue(data)
+    app, s = queue(data)
     out = s.repartition(n).collect()
     app.run_batches(3)
     assert [(t, Counter(r)) for t, r in out.batches] == [
@@ -208,7 +194,7 @@ def test_thousand_batches_of_word_counts():
     for i in range(1000):
         words = [vocabulary[(i * 7 + j) % len(vocabulary)] for j in range(i % 13)]
         batches.append([" ".join(words[:3]), " ".join(words[3:])] if words else [])
-    app, s = app_and_queue(batches)
+    app, s = queue(batches)
     counts = s.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add).collect()
     totals = s.flat_map(str.split).count().collect()
     app.run_batches(1000)
@@ -217,19 +203,19 @@ def test_thousand_batches_of_word_counts():
         (float(i + 1), dict(Counter(w for line in b for w in line.split())))
         for i, b in enumerate(batches)
     ]
-    assert as_dicts(counts) == expected
+    assert dicts(counts) == expected
     assert totals.batches == [
         (float(i + 1), [sum(len(line.split()) for line in b)]) for i, b in enumerate(batches)
     ]
 
 
 def test_keyed_results_continue_across_run_batches_calls():
-    app, s = app_and_queue([[("a", 1), ("a", 2)], [("a", 5)], [("b", 1), ("b", 1)]])
+    app, s = queue([[("a", 1), ("a", 2)], [("a", 5)], [("b", 1), ("b", 1)]])
     out = s.reduce_by_key(operator.add).collect()
     counts = s.count().collect()
     app.run_batches(1)
     app.run_batches(3)
-    assert as_dicts(out) == [(1.0, {"a": 3}), (2.0, {"a": 5}), (3.0, {"b": 2}), (4.0, {})]
+    assert dicts(out) == [(1.0, {"a": 3}), (2.0, {"a": 5}), (3.0, {"b": 2}), (4.0, {})]
     assert counts.batches == [(1.0, [2]), (2.0, [1]), (3.0, [2]), (4.0, [0])]
 
 

@@ -7,9 +7,9 @@ import operator
 
 import pytest
 
-import kstream
 from kstream import ConfigError
 from kstream.partitioning import BY_KEY, partitioner
+from tests.unit.queues import dicts, queue
 
 BATCHES = [[("a", 1), ("b", 2), ("a", 3)], [], [("b", 4), ("c", 5), ("b", 6), ("b", 8)]]
 
@@ -24,20 +24,6 @@ def add_value(c, v):
 
 def add_means(c1, c2):
     return (c1[0] + c2[0], c1[1] + c2[1])
-
-
-def queue(batches):
-    app = kstream.App("t", batch_interval=1.0)
-    return app, app.queue_stream(batches)
-
-
-def dicts(collected):
-    out = []
-    for t, records in collected.batches:
-        keys = [k for k, _ in records]
-        assert len(keys) == len(set(keys)), f"duplicate keys at {t}: {records}"
-        out.append((t, dict(records)))
-    return out
 
 
 def node_of(app, kind):

@@ -11,25 +11,11 @@ import random
 
 import pytest
 
-import kstream
 from kstream import ConfigError, StateSpec
 from kstream.ops import state_ops
+from tests.unit.queues import dicts, queue
 from tests.unit.state_helpers import pairs_of, run_partitioned, run_program, run_with_fresh_ops
 from tests.unit.test_compat import pprint_blocks
-
-
-def queue(batches, interval=1.0):
-    app = kstream.App("t", batch_interval=interval)
-    return app, app.queue_stream(batches)
-
-
-def dicts(collected):
-    out = []
-    for t, records in collected.batches:
-        keys = [k for k, _ in records]
-        assert len(keys) == len(set(keys)), f"duplicate keys at {t}: {records}"
-        out.append((t, dict(records)))
-    return out
 
 
 def total(values, state):

@@ -22,6 +22,7 @@ from kstream.local import LocalRunner
 from kstream.ops import windows
 from kstream.ops.stateful import BatchContext
 from kstream.state.memory import MemoryStore
+from tests.unit.queues import dicts, queue
 from tests.unit.state_helpers import (
     run_partitioned,
     run_program,
@@ -31,22 +32,8 @@ from tests.unit.state_helpers import (
 from tests.unit.test_compat import pprint_blocks
 
 
-def queue(batches, interval=1.0):
-    app = kstream.App("t", batch_interval=interval)
-    return app, app.queue_stream(batches)
-
-
 def plain(collected):
     return [r for _, r in collected.batches]
-
-
-def dicts(collected):
-    out = []
-    for t, records in collected.batches:
-        keys = [k for k, _ in records]
-        assert len(keys) == len(set(keys)), f"duplicate keys at {t}: {records}"
-        out.append((t, dict(records)))
-    return out
 
 
 def reference(batches, n, interval, length, slide, agg):
