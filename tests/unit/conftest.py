@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.unit.offline import KafkaProducerStandIn
+
 
 class LineServer:
     """A TCP server on a free loopback port, like `nc -lk`: the test sends what it likes."""
@@ -58,3 +60,13 @@ def line_server() -> Iterator[LineServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def journal(monkeypatch) -> list:
+    """What the deliveries' producers are asked to do, in order."""
+    calls: list = []
+    monkeypatch.setattr(
+        "kstream.delivery.Producer", lambda config: KafkaProducerStandIn(config, calls)
+    )
+    return calls

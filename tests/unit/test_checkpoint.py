@@ -15,7 +15,7 @@ import kstream
 from kstream.codec import Msgpack
 from kstream.delivery import SendFailedError, StepAbortedError
 from kstream.worker import Worker
-from tests.unit.offline import FakeAdmin, KafkaProducerStandIn
+from tests.unit.offline import FakeAdmin
 
 SOURCE = ("lines", 0)
 RECENT = int(time.time() * 1000) - 1500  # the records' time: their batch is due at once
@@ -101,15 +101,6 @@ def upper(line: str) -> str:
     if line == "poison":
         raise ValueError("not this one")
     return line.upper()
-
-
-@pytest.fixture
-def journal(monkeypatch) -> list:
-    calls: list = []
-    monkeypatch.setattr(
-        "kstream.delivery.Producer", lambda config: KafkaProducerStandIn(config, calls)
-    )
-    return calls
 
 
 def worker(tmp_path, journal, values: list[bytes], **settings) -> Worker:

@@ -7,19 +7,8 @@ import pytest
 from confluent_kafka import KafkaError, Message
 
 from kstream.delivery import AtLeastOnce, ExactlyOnce, SendFailedError, StepAbortedError
-from tests.unit.offline import KafkaProducerStandIn
 
 T = 10_000
-
-
-@pytest.fixture
-def journal(monkeypatch) -> list:
-    """What the deliveries' producers are asked to do, in order."""
-    calls: list = []
-    monkeypatch.setattr(
-        "kstream.delivery.Producer", lambda config: KafkaProducerStandIn(config, calls)
-    )
-    return calls
 
 
 def report(topic: str, key: bytes | None, value: bytes | None, t: int = T) -> Message:
