@@ -230,10 +230,10 @@ def kstream_job(
             # done: every line read, every stage idle past the last data batch
             if (
                 n >= lines
-                and all(not s.open.records for s in w.stages)
+                and all(not s.open_times() for s in w.stages)
                 and (last_stage.closer.closed_through or 0) >= w.stages[0].closer.closed_through
-                and w.stages[0].clock.watermark(int(time.time() * 1000)) is not None
-                and all(w.stages[0].clock.caught_up.values())
+                and w.stages[0].watermark(int(time.time() * 1000)) is not None
+                and all(task.clock.caught_up for task in w.stages[0].tasks.values())
             ):
                 break
         elapsed = time.perf_counter() - first
