@@ -32,34 +32,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from kstream.kafka.config import producer_config
+from kstream.kafka.error_codes import FENCED, PURGED, RETRIABLE_COMMIT, refused
+
+# makes a confluent_kafka.Producer from its config (tests wrap the real one)
+ProducerFactory = Callable[[dict[str, Any]], Producer]
 
 log = logging.getLogger(__name__)
-
-RETRIABLE_COMMIT = {
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError._ASSIGNMENT_LOST,
-    KafkaError._NO_OFFSET,
-}
-
-
-# Kafka will never take such a record, however often it is sent
-REFUSED = {
-    KafkaError.MSG_SIZE_TOO_LARGE,
-    KafkaError.RECORD_LIST_TOO_LARGE,
-    KafkaError.INVALID_RECORD,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError._UNKNOWN_TOPIC,
-}
-# dropped by an abort (ours, or librdkafka's after a failed send): a consequence, not a cause
-PURGED = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT}
-
-
-def refused(error: KafkaError) -> bool:
-    """Whether Kafka refuses a record for good: retrying the step cannot help."""
-    return error.code() in REFUSED
 
 
 class SendFailedError(RuntimeError):
@@ -88,9 +66,6 @@ class WedgedError(StepAbortedError):
 class FencedError(RuntimeError):
     """Another worker took over this worker's transactional id: this one is a zombie and
     must stop (restarting would fence the other in turn)."""
-
-
-FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
 
 def fenced(error: BaseException | None) -> bool:
@@ -202,11 +177,18 @@ def produce_retrying(
 
 
 class AtLeastOnce(Delivery):
-    def __init__(self, brokers: str, kafka: dict[str, Any], on_problem: Callable[[str], None]):
+    def __init__(
+        self,
+        brokers: str,
+        kafka: dict[str, Any],
+        on_problem: Callable[[str], None],
+        producer_factory: ProducerFactory | None = None,
+    ):
         super().__init__(on_problem)
-        self.producer = Producer(producer_config(brokers, self._on_send_error, kafka))
+        make = producer_factory or Producer
+        self.producer = make(producer_config(brokers, self._on_send_error, kafka))
         # Changelog records need their offsets (stored with the state): full reports
-        self.changelog_producer = Producer(
+        self.changelog_producer = make(
             {
                 **producer_config(brokers, self._on_changelog_sent, kafka),
                 "delivery.report.only.error": False,
@@ -254,6 +236,7 @@ class ExactlyOnce(Delivery):
         transactional_id: str,
         timeout: float = 10.0,  # per transactional call; a healthy one takes milliseconds
         report_each: bool = False,  # the redo of a failed step: learn which records Kafka refuses
+        producer_factory: ProducerFactory | None = None,
     ):
         super().__init__(on_problem)
         self.timeout = timeout
@@ -275,7 +258,7 @@ class ExactlyOnce(Delivery):
             }
         )
         self.fatal: KafkaError | None = None
-        self.producer = Producer(config)
+        self.producer = (producer_factory or Producer)(config)
         self.in_transaction = False
         self.wedged = False  # a call of ours never returned: the producer is unusable
         self._call("init_transactions")  # fences the previous holder of this id
@@ -386,8 +369,17 @@ def open_delivery(
     on_problem: Callable[[str], None],
     transactional_id: str | None,
     report_each: bool = False,
+    producer_factory: ProducerFactory | None = None,
 ) -> Delivery:
-    """The producers of one worker incarnation: transactional when there is an id."""
+    """The producers of one worker incarnation: transactional when there is an id. They
+    come from `producer_factory` (default: confluent_kafka.Producer)."""
     if transactional_id is None:
-        return AtLeastOnce(brokers, kafka, on_problem)
-    return ExactlyOnce(brokers, kafka, on_problem, transactional_id, report_each=report_each)
+        return AtLeastOnce(brokers, kafka, on_problem, producer_factory)
+    return ExactlyOnce(
+        brokers,
+        kafka,
+        on_problem,
+        transactional_id,
+        report_each=report_each,
+        producer_factory=producer_factory,
+    )

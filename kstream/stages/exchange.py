@@ -42,6 +42,17 @@ class ExchangePartitionTask(PartitionTask[MarkerPartitionClock]):
         if not self.is_closed(t):
             self.finished.setdefault(t, set()).add(writer)
 
+    def forget_closed(self) -> None:
+        """Forget the markers of batches closed here that hold no records to take. A batch
+        closed by the stage may still be open here, or closed with its records not yet
+        taken (a partition catching up takes it in a run of its own): its markers say
+        then which of its records to keep."""
+        self.finished = {
+            t: writers
+            for t, writers in self.finished.items()
+            if t in self.first or not self.is_closed(t)
+        }
+
 
 class ExchangeStage(StageRuntime):
     every_interval = False
@@ -121,7 +132,7 @@ class ExchangeStage(StageRuntime):
         if self.closer.closed_through is not None and t <= self.closer.closed_through:
             self.emitted.pop(t, None)
             for task in self.tasks.values():
-                task.finished.pop(t, None)
+                task.forget_closed()
             self.clock.forget_through(t)
         template: Inputs = {
             n: ([] if key in emitted else None) for key, n in self.side_nodes.items()

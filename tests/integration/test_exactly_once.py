@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 import kstream
-from kstream.delivery import ExactlyOnce, FencedError
+from kstream.delivery import ExactlyOnce, FencedError, open_delivery
 from kstream.testing import FAST_CLIENT, produce
 from kstream.worker import Worker
 
@@ -71,14 +71,17 @@ def test_outputs_and_offsets_of_a_step_appear_together(bootstrap, topics, app_id
     source, out = topics("eos-in"), topics("eos-out")
     start = int(time.time() * 1000) - 60_000
     produce(bootstrap, source, [(None, f"r{i}".encode(), start + i * 10) for i in range(300)])
-    worker = Worker(upper_app(app_id, bootstrap, source, out, tmp_path))
-    worker.prepare()
-    worker.start()
-    seen_in_transaction = []
-    real_call = worker.delivery._call
+    seen_in_transaction: list[tuple[int, int, int]] = []
+    seen_after: list[tuple[int, int]] = []
 
-    def call(name, *args, **kwargs):
-        if name == "commit_transaction":  # the step's records are written, not committed
+    class Watched:
+        """The worker's producer, looking at the topics around each commit of a step."""
+
+        def __init__(self, config):
+            self._producer = Producer(config)
+
+        def commit_transaction(self, *args):
+            # the step's records are written, not committed
             seen_in_transaction.append(
                 (
                     len(read_all(bootstrap, out, "read_uncommitted")),
@@ -86,8 +89,7 @@ def test_outputs_and_offsets_of_a_step_appear_together(bootstrap, topics, app_id
                     committed(bootstrap, app_id, source),
                 )
             )
-        real_call(name, *args, **kwargs)
-        if name == "commit_transaction":
+            self._producer.commit_transaction(*args)
             seen_after.append(
                 (
                     len(read_all(bootstrap, out, "read_committed")),
@@ -95,8 +97,15 @@ def test_outputs_and_offsets_of_a_step_appear_together(bootstrap, topics, app_id
                 )
             )
 
-    seen_after: list[tuple[int, int]] = []
-    worker.delivery._call = call
+        def __getattr__(self, name):
+            return getattr(self._producer, name)
+
+    def watched(*args, **kwargs):
+        return open_delivery(*args, **kwargs, producer_factory=Watched)
+
+    worker = Worker(upper_app(app_id, bootstrap, source, out, tmp_path), delivery_factory=watched)
+    worker.prepare()
+    worker.start()
     try:
         deadline = time.monotonic() + 60
         while not seen_after or seen_after[-1][0] < 300:

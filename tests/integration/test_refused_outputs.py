@@ -16,10 +16,10 @@ import logging
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 import kstream
-from kstream.delivery import AtLeastOnce, open_delivery
+from kstream.delivery import open_delivery
 from kstream.testing import FAST_CLIENT, produce
 from kstream.worker import Worker
 from tests.integration.faults import committed
@@ -105,13 +105,16 @@ def test_outputs_refused_at_produce_are_dead_lettered_and_the_batch_commits(
 
 
 class BrokerRefuses:
-    """The worker's producer, but "the broker" refuses values above LIMIT bytes, to any
-    topic: reported as librdkafka reports such a refusal, in a delivery report (in the redo
-    of a failed step only, under exactly-once) and, in a transaction, by failing it."""
+    """A worker's producer (the delivery makes each through it), but "the broker" refuses
+    values above LIMIT bytes, to any topic: reported as librdkafka reports such a refusal,
+    in a delivery report (in the redo of a failed step only, under exactly-once) and, in a
+    transaction, by failing it."""
 
-    def __init__(self, producer, default_report):
-        self._producer = producer
-        self._default_report = default_report  # the producer's on_delivery, if any
+    def __init__(self, config):
+        self._producer = Producer(config)
+        # the producer's on_delivery, if any: at-least-once reports each send to the
+        # delivery; exactly-once only when asked (per record)
+        self._default_report = config.get("on_delivery")
         self._doomed = False  # the transaction holds a refused record
 
     def produce(self, topic, value=None, key=None, partition=-1, **kwargs):
@@ -149,12 +152,8 @@ class BrokerRefuses:
 def test_outputs_refused_in_delivery_reports_are_left_out_of_the_redo(
     bootstrap, topics, app_id, tmp_path, guarantee, caplog
 ):
-    def refusing(brokers, kafka, on_problem, transactional_id, report_each=False):
-        delivery = open_delivery(brokers, kafka, on_problem, transactional_id, report_each)
-        # at-least-once reports each send to the delivery; exactly-once only when asked
-        report = delivery._on_send_error if isinstance(delivery, AtLeastOnce) else None
-        delivery.producer = BrokerRefuses(delivery.producer, report)
-        return delivery
+    def refusing(*args, **kwargs):
+        return open_delivery(*args, **kwargs, producer_factory=BrokerRefuses)
 
     source, out = topics("bloat-in"), topics("bloat-out")
     n = lines_with_large_outputs(bootstrap, source)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import operator
 
 import kstream
-from kstream.clocks import SourceClock
+from kstream.clocks import MarkerPartitionClock, SourceClock
 from kstream.progress import Closings
+from kstream.stages.exchange import ExchangePartitionTask
 from kstream.stages.partition_task import Arrival, PartitionTask
 from tests.unit.offline import frame_msg, marker_msg, msg, offline_worker
 
@@ -242,3 +243,18 @@ def test_a_repartition_partition_forgets_its_markers_when_revoked():
     assert stage.watermark(0) is None
     stage.assign([tp])
     assert stage.tasks[tp].finished == {} and stage.watermark(0) is None
+
+
+def test_an_exchange_task_keeps_the_markers_of_a_closed_batch_until_its_records_are_taken():
+    x = ExchangePartitionTask(("p--repartition", 0), MarkerPartitionClock(1))
+    x.bucket(1000, 0).append("record of run 7")
+    x.marker(1000, ["up-0"], 7)
+    x.marker(2000, ["up-0"], 7)  # a batch with no records here
+    x.close_through(2000)
+    x.forget_closed()
+    assert x.finished == {1000: {7}}  # still to be taken: which runs finished counts then
+    x.take(1000)
+    x.forget_closed()
+    assert x.finished == {}
+    x.marker(2000, ["up-0"], 8)  # closed here: nothing to remember
+    assert x.finished == {}

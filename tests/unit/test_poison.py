@@ -11,8 +11,9 @@ import pytest
 from confluent_kafka import Message
 
 import kstream
+from kstream.observe.metrics import Metrics
 from kstream.ops.stateful import keyed_items
-from kstream.poison import PoisonRecordError
+from kstream.poison import Poison, PoisonRecordError
 from kstream.worker import Worker
 from tests.unit.offline import (
     FakeProducer,
@@ -169,6 +170,8 @@ def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path,
     app = source_app(state_dir=str(tmp_path), on_error="skip")
     w = offline_worker(app, {"lines": 1, "out": 1})
     assert w.dlq_topic is None and w.admin_factory.created == {}
+    now = [1000.0]
+    w.poison.clock = lambda: now[0]
     feed(w, 0, [msg("lines", 0, i, good("a", i % 3)) for i in range(6)])
     with caplog.at_level(logging.WARNING, "kstream.poison"):
         w.run_batch(w.stages[0], T, (("lines", 0),))
@@ -181,9 +184,34 @@ def test_skip_logs_and_counts_without_a_dead_letter_topic(monkeypatch, tmp_path,
     ]
     assert metric(w, "kstream_errors_total", kind="function") == 2
     assert metric(w, "kstream_dlq_records_total", topic="lines", reason="function") is None
-    w.poison._logged -= 60
+    now[0] += 9.9  # within the period: the line left out waits
+    w.poison.tick()
+    assert len(caplog.records) == 1
+    now[0] += 0.1
     w.poison.tick()
     assert "1 more poison record line(s) left out" in caplog.records[-1].getMessage()
+    assert len(caplog.records) == 2
+
+
+def test_poison_lines_are_paced_by_its_clock(caplog):
+    now = [0.0]
+    poison = Poison("p", "skip", None, Metrics("p"), log_every=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "kstream.poison"):
+        poison.note("first")
+        now[0] = 5.0
+        poison.note("second")
+        poison.note("third")
+        poison.tick()  # the period is not over: nothing yet
+        now[0] = 10.0
+        poison.note("fourth")
+        poison.tick()  # nothing left out since "fourth"
+        now[0] = 25.0
+        poison.note("fifth")
+    assert [r.getMessage() for r in caplog.records] == [
+        "first",
+        "fourth (2 more such lines left out)",
+        "fifth",
+    ]
 
 
 def test_fail_stops_with_one_line_naming_the_record(monkeypatch, tmp_path):

@@ -1,15 +1,19 @@
 """A source stage hands out due batches one at a time when asked to: the worker stops
 between batches, and a batch it did not take stays due, not closed (its records and the
-commit's closings must not say it was processed)."""
+commit's closings must not say it was processed). An exchange stage's partitions catching
+up take a batch in separate runs, each with the markers that came for it."""
 
 from __future__ import annotations
+
+import operator
 
 from confluent_kafka import Message
 
 import kstream
 from kstream.plan import compile_plan
 from kstream.progress import Closings
-from kstream.stages import SourceStage
+from kstream.stages import ExchangeStage, SourceStage
+from tests.unit.offline import CODEC, frame_msg, marker_msg
 
 TOPIC = "in"
 
@@ -95,3 +99,59 @@ def test_without_a_limit_every_due_batch_comes_at_once():
     stage.ingest(TOPIC, records(0, [500, 1500, 2500]), now_ms=10_000)
     stage.reached_end(tp, 3)
     assert [t for t, _ in stage.due(3000)] == [1000, 2000, 3000]
+
+
+def exchange_stage() -> tuple[ExchangeStage, str]:
+    """The stage after a word count's shuffle, two upstream tasks writing its topic."""
+    app = kstream.App("stages", batch_interval=1.0)
+    app.stream(TOPIC).map(lambda w: (w, 1)).reduce_by_key(operator.add).to("out")
+    stage = compile_plan(app).stages[1]
+    (topic,) = stage.input_topics()
+    return ExchangeStage(stage, 1000, app.settings, {topic: 2}, {topic: CODEC}), topic
+
+
+class Partition:
+    """A partition of the repartition topic as upstream runs write it: each run's frames,
+    then its marker."""
+
+    def __init__(self, stage: ExchangeStage, topic: str, p: int):
+        self.stage, self.topic, self.p, self.offset = stage, topic, p, 0
+
+    def run(self, t: int, writer: int, words: list[str], upstream: list) -> None:
+        msgs = [
+            frame_msg(self.topic, self.p, self.offset + i, t, [(w, 1)], writer)
+            for i, w in enumerate(words)
+        ]
+        self.offset += len(msgs)
+        msgs.append(marker_msg(self.topic, self.p, self.offset, t, upstream, writer))
+        self.offset += 1
+        self.stage.ingest(self.topic, msgs, 0)
+
+
+def test_partitions_catching_up_a_batch_in_separate_runs_each_keep_their_finished_runs():
+    # the stage closed batch T on partition 0; partitions 1 and 2 join later, behind it,
+    # and partition 2's markers of T come in two fetches, either side of partition 1's run
+    T = 10_000
+    L0, L1 = (TOPIC, 0), (TOPIC, 1)  # the upstream tasks; runs 1 and 2 are theirs
+    stage, topic = exchange_stage()
+    p0, p1, p2 = (Partition(stage, topic, p) for p in range(3))
+    stage.assign([(topic, 0)])
+    p0.run(T, 1, ["a"], [L0])
+    p0.run(T, 2, ["b"], [L1])
+    assert stage.due(0, limit=1) == [(T, ((topic, 0),))]
+    stage.take(T, ((topic, 0),))
+    stage.assign([(topic, 1), (topic, 2)])
+    p1.run(T, 1, ["c"], [L0])
+    p1.run(T, 2, ["d"], [L1])
+    p2.run(T, 1, ["e"], [L0])  # its L1 marker is not read yet: its watermark is not at T
+    assert stage.due(0, limit=1) == [(T, ((topic, 1),))]
+    _, (task,) = stage.take(T, ((topic, 1),))
+    assert [row[3] for row in task.rows] == [1, 2]
+    p2.run(T, 2, ["f"], [L1])
+    assert stage.due(0, limit=1) == [(T, ((topic, 2),))]
+    _, (task,) = stage.take(T, ((topic, 2),))
+    # both runs of T finished on partition 2: none of its records belongs to a lost run
+    assert [row[3] for row in task.rows] == [1, 2]
+    assert stage.abandoned == 0
+    assert stage.due(0, limit=1) == []
+    assert [task.finished for task in stage.tasks.values()] == [{}, {}, {}]  # none kept
