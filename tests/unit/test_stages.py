@@ -149,9 +149,11 @@ def test_partitions_catching_up_a_batch_in_separate_runs_each_keep_their_finishe
     assert [row[3] for row in task.rows] == [1, 2]
     p2.run(T, 2, ["f"], [L1])
     assert stage.due(0, limit=1) == [(T, ((topic, 2),))]
-    _, (task,) = stage.take(T, ((topic, 2),))
+    template, (task,) = stage.take(T, ((topic, 2),))
     # both runs of T finished on partition 2: none of its records belongs to a lost run
     assert [row[3] for row in task.rows] == [1, 2]
+    # and upstream wrote the side in batch T: a task without records of it reads [] there
+    assert list(template.values()) == [[]]
     assert stage.abandoned == 0
     assert stage.due(0, limit=1) == []
     assert [task.finished for task in stage.tasks.values()] == [{}, {}, {}]  # none kept
