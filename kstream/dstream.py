@@ -12,8 +12,9 @@ from kstream.errors import ConfigError
 from kstream.graph import Node, Operator
 from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
 from kstream.ops.shuffle import Shuffle
+from kstream.ops.stateful import Stateful
 from kstream.pair_functions import PairFunctions
-from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL
+from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL, Partitioning
 from kstream.settings import interval_ms
 from kstream.spark_names import add_spark_names
 
@@ -29,6 +30,12 @@ class DStream(PairFunctions["DStream"]):
     `serde`: the internal format of that topic and state (kstream/codec.py), by default
     the app's `internal_serde`. "pickle" carries any value; anyone who can write the
     topic can then run code in the app's workers.
+
+    Each stream knows whether its records are spread over tasks by key (`Node.partitioning`,
+    kstream/partitioning.py): an operator that needs a key's records together reads such
+    a stream without a shuffle. map_values, flat_map_values, filter and the keyed
+    operators keep it; map, flat_map and transform may change keys, so they lose it
+    unless told `preserves_partitioning=True` (Spark's mapPartitions).
     """
 
     def __init__(self, graph: GraphBuilder, node: Node):
@@ -37,8 +44,8 @@ class DStream(PairFunctions["DStream"]):
 
     # -- building blocks -------------------------------------------------------------
     def _derive(self, op: Operator, keep_partitioning: bool = False) -> DStream:
-        node = self.graph.add(op, (self.node,), keep_partitioning and self.node.key_partitioned)
-        return DStream(self.graph, node)
+        partitioning = self.node.partitioning if keep_partitioning else None
+        return DStream(self.graph, self.graph.add(op, (self.node,), partitioning))
 
     def _through_shuffle(
         self,
@@ -57,33 +64,42 @@ class DStream(PairFunctions["DStream"]):
         op.serde = serde
         node_id = self.graph.new_id()
         target = self.graph.names.claim(op, name)
-        needs_shuffle = (
-            force or by != BY_KEY or len(streams) > 1 or not streams[0]._reads_by_key(partitions)
-        )
+        needs_shuffle = force or by != BY_KEY or not _read_as_they_are(streams, partitions, op)
         combine = getattr(op, "partial", None) if len(streams) == 1 else None
         parents: list[Node] = []
         for side, s in enumerate(streams):
             if needs_shuffle:
-                streams = combine is not None and op.partial_streams
-                shuffle = Shuffle(target, side, combine, partitions, by, streams)
-                parents.append(self.graph.add(shuffle, (s.node,), False))
+                streaming = combine is not None and op.partial_streams
+                shuffle = Shuffle(target, side, combine, partitions, by, streaming)
+                parents.append(self.graph.add(shuffle, (s.node,), None))
             else:
                 parents.append(s.node)
-        node = self.graph.add(op, tuple(parents), by == BY_KEY, node_id, target)
+        partitioning = streams[0].node.partitioning
+        if needs_shuffle:
+            partitioning = Partitioning(target, partitions) if by == BY_KEY else None
+        node = self.graph.add(op, tuple(parents), partitioning, node_id, target)
         return DStream(self.graph, node)
 
-    def _reads_by_key(self, partitions: int | None) -> bool:
+    def _reads_by_key(self, partitions: int | None, keeps_state: bool = False) -> bool:
         """Whether a keyed operator can read this stream as it is, without a shuffle: it
-        is partitioned by key already, and no other partition count is asked for. An
-        aggregation fed so combines its batch itself (`pre_combined=False`)."""
-        return partitions is None and self.node.key_partitioned
+        is partitioned by key already, into the partition count asked for if any
+        (`Partitioning.serves`). An aggregation fed so combines its batch itself
+        (`pre_combined=False`)."""
+        partitioning = self.node.partitioning
+        return partitioning is not None and partitioning.serves(partitions, keeps_state)
 
     # -- record-at-a-time ------------------------------------------------------------
-    def map(self, fn: Callable[[Any], Any]) -> DStream:
-        return self._derive(stateless.Map(fn))
+    def map(self, fn: Callable[[Any], Any], preserves_partitioning: bool = False) -> DStream:
+        """fn(record) for each record. `preserves_partitioning=True` (Spark's mapPartitions
+        argument) promises that fn keeps each pair's key, so a keyed operator downstream
+        reads the result without a shuffle; a broken promise gives wrong per-key results."""
+        return self._derive(stateless.Map(fn), preserves_partitioning)
 
-    def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
-        return self._derive(stateless.FlatMap(fn))
+    def flat_map(
+        self, fn: Callable[[Any], Iterable[Any]], preserves_partitioning: bool = False
+    ) -> DStream:
+        """The records of fn(record) for each record; `preserves_partitioning` as in map."""
+        return self._derive(stateless.FlatMap(fn), preserves_partitioning)
 
     def filter(self, fn: Callable[[Any], Any]) -> DStream:
         return self._derive(stateless.Filter(fn), keep_partitioning=True)
@@ -94,14 +110,24 @@ class DStream(PairFunctions["DStream"]):
     def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
         return self._derive(stateless.FlatMapValues(fn), keep_partitioning=True)
 
-    def transform(self, fn: Callable[..., Iterable[Any]]) -> DStream:
-        """fn(records) or fn(time_seconds, records) returns the new batch (any iterable)."""
-        return self._derive(stateless.Transform(fn))
+    def transform(
+        self, fn: Callable[..., Iterable[Any]], preserves_partitioning: bool = False
+    ) -> DStream:
+        """fn(records) or fn(time_seconds, records) returns the new batch (any iterable);
+        `preserves_partitioning=True`: each of its pairs has the key of a pair it read
+        (as in map)."""
+        return self._derive(stateless.Transform(fn), preserves_partitioning)
 
     def union(self, *others: DStream) -> DStream:
+        """The records of all the streams; still spread by key when all come out of one
+        shuffle (each key's records of all of them in one task)."""
         nodes = (self.node, *(o.node for o in others))
-        partitioned = all(n.key_partitioned for n in nodes) and len(nodes) == 1
-        return DStream(self.graph, self.graph.add(stateless.Union(), nodes, partitioned))
+        first = self.node.partitioning
+        kept = len(nodes) == 1 or all(
+            first is not None and first.co_located(n.partitioning) for n in nodes[1:]
+        )
+        partitioning = first if kept else None
+        return DStream(self.graph, self.graph.add(stateless.Union(), nodes, partitioning))
 
     # -- whole-batch and keyed -------------------------------------------------------
     def count(self, name: str | None = None, serde: str | None = None) -> DStream:
@@ -195,24 +221,30 @@ class DStream(PairFunctions["DStream"]):
         `initial`: (key, state) pairs, the state before the first batch."""
         _callable(fn, "update_state_by_key", "fn")
         pairs = None if initial is None else list(initial)
-        op = state_ops.UpdateStateByKey(fn, pairs)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
+        op = state_ops.UpdateStateByKey(fn, pairs, self._shuffled(num_partitions, True))
+        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
 
     def map_with_state(
-        self, spec: state_ops.StateSpec, name: str | None = None, serde: str | None = None
+        self,
+        spec: state_ops.StateSpec,
+        name: str | None = None,
+        serde: str | None = None,
+        preserves_partitioning: bool = False,
     ) -> MapWithStateDStream:
         """Spark's mapWithState: the records spec.fn returns; `.state_snapshots()` gives
-        every (key, state) after each batch."""
+        every (key, state) after each batch. It reads a stream already spread by key
+        (the output of a keyed operator) without a shuffle. spec.fn may return any
+        record, so the mapped stream is not known to be spread by key unless
+        `preserves_partitioning=True` promises that each is a pair of the key it got."""
         if not isinstance(spec, state_ops.StateSpec):
             raise ConfigError(f"map_with_state: spec={spec!r}: give a kstream.StateSpec")
         _callable(spec.fn, "map_with_state", "StateSpec fn")
         timeout = spec.timeout_seconds
         timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
         op = state_ops.MapWithState(spec, timeout_ms)
-        tagged = self._through_shuffle(
-            op, [self], spec.partitions, force=True, serde=serde, name=name
-        )
-        mapped = self.graph.add(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
+        tagged = self._through_shuffle(op, [self], spec.partitions, serde=serde, name=name)
+        partitioning = tagged.node.partitioning if preserves_partitioning else None
+        mapped = self.graph.add(state_ops.Pick(state_ops.MAPPED), (tagged.node,), partitioning)
         return MapWithStateDStream(self.graph, mapped, tagged.node)
 
     # -- windows ---------------------------------------------------------------------
@@ -274,8 +306,9 @@ class DStream(PairFunctions["DStream"]):
         _callable(inv_fn, what, "inv_fn", optional=True)
         _callable(filter_fn, what, "filter_fn", optional=True)
         length_ms, slide_ms = self._window(what, length, slide)
-        op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
+        pre_combined = self._shuffled(num_partitions, True)
+        op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms, pre_combined)
+        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
 
     def count_by_value_and_window(
         self,
@@ -298,8 +331,8 @@ class DStream(PairFunctions["DStream"]):
         serde: str | None = None,
     ) -> DStream:
         length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
-        op = windows.GroupByKeyAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
+        op = windows.GroupByKeyAndWindow(length_ms, slide_ms, self._shuffled(num_partitions, True))
+        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
 
     def reduce_by_key_and_session(
         self,
@@ -322,8 +355,8 @@ class DStream(PairFunctions["DStream"]):
         batch_ms = self.graph.interval_ms
         base = durations.slide_ms(self.node, batch_ms)
         gap_ms = durations.duration_ms(what, "gap", gap, base, batch_ms)
-        op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
+        op = windows.ReduceByKeyAndSession(fn, gap_ms, late)  # reduces its input itself
+        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
 
     def checkpoint(self, interval: float | None = None) -> DStream:
         """Spark's DStream.checkpoint: state here is always kept in its stores, so this
@@ -372,9 +405,24 @@ class MapWithStateDStream(DStream):
         op: state_ops.MapWithState = self._state_node.op  # type: ignore[assignment]
         self._state_node.op = op.with_snapshots()
         pick = state_ops.Pick(state_ops.SNAPSHOT)
-        return DStream(self.graph, self.graph.add(pick, (self._state_node,), True))
+        partitioning = self._state_node.partitioning  # (key, state) of the keys it read
+        return DStream(self.graph, self.graph.add(pick, (self._state_node,), partitioning))
 
     stateSnapshots = state_snapshots
+
+
+def _read_as_they_are(streams: list[DStream], partitions: int | None, op: Operator) -> bool:
+    """Whether `op`, needing each key's records together, reads `streams` without a
+    shuffle: each is spread by key as it asks (`DStream._reads_by_key`) and, when
+    several, by one and the same shuffle, so that a key's records of all of them are
+    in one task. Streams out of different shuffles are not, even with as many
+    partitions: their partitions are tasks of their own, which the consumer group
+    may give to different workers."""
+    keeps_state = isinstance(op, Stateful)
+    first = streams[0].node.partitioning
+    if first is None or not streams[0]._reads_by_key(partitions, keeps_state):
+        return False
+    return all(first.co_located(s.node.partitioning) for s in streams[1:])
 
 
 def _callable(fn: Any, name: str, arg: str, optional: bool = False) -> None:
