@@ -5,26 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from kstream import durations
 from kstream.codec import SERDES
 from kstream.dead_letters import operator_name
-from kstream.errors import ConfigError
+from kstream.errors import ConfigError, require_function
 from kstream.graph import Node, Operator
-from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
+from kstream.ops import joins, keyed, sinks, state_ops, stateless
 from kstream.ops.shuffle import Shuffle
 from kstream.ops.stateful import Stateful
 from kstream.pair_functions import PairFunctions
 from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL, Partitioning
 from kstream.settings import interval_ms
 from kstream.spark_names import add_spark_names
+from kstream.window_functions import WindowFunctions
 
 if TYPE_CHECKING:
     from kstream.builder import GraphBuilder
 
 
-class DStream(PairFunctions["DStream"]):
+class DStream(PairFunctions["DStream"], WindowFunctions["DStream"]):
     """A stream of batches. Pair streams hold `(key, value)` tuples; their per-key
-    aggregations (reduce_by_key, combine_by_key, ...) are in kstream/pair_functions.py.
+    aggregations (reduce_by_key, combine_by_key, ...) are in kstream/pair_functions.py,
+    the window operators in kstream/window_functions.py.
 
     Every operator that reads through a repartition topic, or keeps state, takes
     `serde`: the internal format of that topic and state (kstream/codec.py), by default
@@ -219,7 +220,7 @@ class DStream(PairFunctions["DStream"]):
         """fn(new_values, state) -> new state, or None to delete the key; called for every
         key with new values or a state; emits every key's (key, state) every batch.
         `initial`: (key, state) pairs, the state before the first batch."""
-        _callable(fn, "update_state_by_key", "fn")
+        require_function(fn, "update_state_by_key", "fn")
         pairs = None if initial is None else list(initial)
         op = state_ops.UpdateStateByKey(fn, pairs, self._shuffled(num_partitions, True))
         return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
@@ -238,7 +239,7 @@ class DStream(PairFunctions["DStream"]):
         `preserves_partitioning=True` promises that each is a pair of the key it got."""
         if not isinstance(spec, state_ops.StateSpec):
             raise ConfigError(f"map_with_state: spec={spec!r}: give a kstream.StateSpec")
-        _callable(spec.fn, "map_with_state", "StateSpec fn")
+        require_function(spec.fn, "map_with_state", "StateSpec fn")
         timeout = spec.timeout_seconds
         timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
         op = state_ops.MapWithState(spec, timeout_ms)
@@ -247,124 +248,10 @@ class DStream(PairFunctions["DStream"]):
         mapped = self.graph.add(state_ops.Pick(state_ops.MAPPED), (tagged.node,), partitioning)
         return MapWithStateDStream(self.graph, mapped, tagged.node)
 
-    # -- windows ---------------------------------------------------------------------
-    def window(
-        self,
-        length: float,
-        slide: float | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        """The records of the batches in (T - length, T], at every batch T that is a
-        multiple of `slide` (None between slides)."""
-        length_ms, slide_ms = self._window("window", length, slide)
-        op = windows.Window(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=BY_RECORD, force=True, serde=serde, name=name)
-
-    def count_by_window(
-        self,
-        length: float,
-        slide: float | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        length_ms, slide_ms = self._window("count_by_window", length, slide)
-        op = windows.CountByWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde, name=name)
-
-    def reduce_by_window(
-        self,
-        fn: Callable[[Any, Any], Any],
-        inv_fn: Callable[[Any, Any], Any] | None = None,
-        length: float | None = None,
-        slide: float | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        _callable(fn, "reduce_by_window", "fn")
-        _callable(inv_fn, "reduce_by_window", "inv_fn", optional=True)
-        length_ms, slide_ms = self._window("reduce_by_window", length, slide)
-        op = windows.ReduceByWindow(fn, inv_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde, name=name)
-
-    def reduce_by_key_and_window(
-        self,
-        fn: Callable[[Any, Any], Any],
-        inv_fn: Callable[[Any, Any], Any] | None = None,
-        length: float | None = None,
-        slide: float | None = None,
-        num_partitions: int | None = None,
-        filter_fn: Callable[[tuple[Any, Any]], Any] | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        """Per key, fn over the window's values; with inv_fn the window is updated
-        incrementally (keys whose value returns to zero stay unless filter_fn drops
-        them, as in Spark); filter_fn((key, value)) keeps a key in the result."""
-        what = "reduce_by_key_and_window"
-        _callable(fn, what, "fn")
-        _callable(inv_fn, what, "inv_fn", optional=True)
-        _callable(filter_fn, what, "filter_fn", optional=True)
-        length_ms, slide_ms = self._window(what, length, slide)
-        pre_combined = self._shuffled(num_partitions, True)
-        op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms, pre_combined)
-        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
-
-    def count_by_value_and_window(
-        self,
-        length: float,
-        slide: float | None = None,
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        length_ms, slide_ms = self._window("count_by_value_and_window", length, slide)
-        op = windows.CountByValueAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
-
-    def group_by_key_and_window(
-        self,
-        length: float,
-        slide: float | None = None,
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
-        op = windows.GroupByKeyAndWindow(length_ms, slide_ms, self._shuffled(num_partitions, True))
-        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
-
-    def reduce_by_key_and_session(
-        self,
-        fn: Callable[[Any, Any], Any],
-        gap: float,
-        late: str = "join",
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        """Per key, sessions of records at most `gap` seconds of batch time apart; each is
-        emitted as (key, (start, end, value)) in the batch where it closes: the first
-        batch `gap` after its last record with no record for the key. See
-        kstream.ops.windows.ReduceByKeyAndSession for what `late` means here."""
-        what = "reduce_by_key_and_session"
-        _callable(fn, what, "fn")
-        if late not in windows.LATE_POLICIES:
-            choices = ", ".join(windows.LATE_POLICIES)
-            raise ConfigError(f"{what}: late={late!r}: choose one of {choices}")
-        batch_ms = self.graph.interval_ms
-        base = durations.slide_ms(self.node, batch_ms)
-        gap_ms = durations.duration_ms(what, "gap", gap, base, batch_ms)
-        op = windows.ReduceByKeyAndSession(fn, gap_ms, late)  # reduces its input itself
-        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
-
     def checkpoint(self, interval: float | None = None) -> DStream:
         """Spark's DStream.checkpoint: state here is always kept in its stores, so this
         only returns the stream."""
         return self
-
-    def _window(self, name: str, length: Any, slide: Any) -> tuple[int, int]:
-        return durations.window_ms(self.node, self.graph.interval_ms, name, length, slide)
 
     # -- outputs ---------------------------------------------------------------------
     def pprint(self, num: int = 10) -> None:
@@ -423,11 +310,6 @@ def _read_as_they_are(streams: list[DStream], partitions: int | None, op: Operat
     if first is None or not streams[0]._reads_by_key(partitions, keeps_state):
         return False
     return all(first.co_located(s.node.partitioning) for s in streams[1:])
-
-
-def _callable(fn: Any, name: str, arg: str, optional: bool = False) -> None:
-    if (fn is None and not optional) or (fn is not None and not callable(fn)):
-        raise ConfigError(f"{name}: {arg}={fn!r}: give a function")
 
 
 add_spark_names(DStream)
