@@ -13,6 +13,7 @@ from kstream.graph import Node, Operator
 from kstream.local import LocalRunner
 from kstream.names import check_app_id
 from kstream.ops.sources import KafkaSource, QueueSource, SocketSource
+from kstream.partitioning import KEYED_SOURCE
 from kstream.serde import deserializer
 from kstream.settings import Settings, interval_ms
 
@@ -78,7 +79,8 @@ class App:
         return first.union(*rest)
 
     def _source(self, op: Operator, keyed: bool) -> DStream:
-        return DStream(self.graph, self.graph.add(op, (), keyed))
+        partitioning = KEYED_SOURCE if keyed else None
+        return DStream(self.graph, self.graph.add(op, (), partitioning))
 
     # -- graph -----------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kstream.graph import Node, Operator, topological
 from kstream.names import OperatorNames
+from kstream.partitioning import Partitioning
 
 if TYPE_CHECKING:
     from kstream.settings import Settings
@@ -35,11 +36,11 @@ class GraphBuilder:
         self,
         op: Operator,
         parents: tuple[Node, ...],
-        key_partitioned: bool,
+        partitioning: Partitioning | None,
         node_id: int | None = None,
         label: str | None = None,
     ) -> Node:
-        node = Node(node_id or self.new_id(), op, parents, key_partitioned, label=label)
+        node = Node(node_id or self.new_id(), op, parents, partitioning, label=label)
         for p in parents:
             p.children.append(node)
         self.nodes.append(node)

@@ -5,30 +5,38 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from kstream import durations
 from kstream.codec import SERDES
 from kstream.dead_letters import operator_name
-from kstream.errors import ConfigError
+from kstream.errors import ConfigError, require_function
 from kstream.graph import Node, Operator
-from kstream.ops import joins, keyed, sinks, state_ops, stateless, windows
+from kstream.ops import joins, keyed, sinks, state_ops, stateless
 from kstream.ops.shuffle import Shuffle
+from kstream.ops.stateful import Stateful
 from kstream.pair_functions import PairFunctions
-from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL
+from kstream.partitioning import BY_KEY, BY_RECORD, GLOBAL, Partitioning
 from kstream.settings import interval_ms
 from kstream.spark_names import add_spark_names
+from kstream.window_functions import WindowFunctions
 
 if TYPE_CHECKING:
     from kstream.builder import GraphBuilder
 
 
-class DStream(PairFunctions["DStream"]):
+class DStream(PairFunctions["DStream"], WindowFunctions["DStream"]):
     """A stream of batches. Pair streams hold `(key, value)` tuples; their per-key
-    aggregations (reduce_by_key, combine_by_key, ...) are in kstream/pair_functions.py.
+    aggregations (reduce_by_key, combine_by_key, ...) are in kstream/pair_functions.py,
+    the window operators in kstream/window_functions.py.
 
     Every operator that reads through a repartition topic, or keeps state, takes
     `serde`: the internal format of that topic and state (kstream/codec.py), by default
     the app's `internal_serde`. "pickle" carries any value; anyone who can write the
     topic can then run code in the app's workers.
+
+    Each stream knows whether its records are spread over tasks by key (`Node.partitioning`,
+    kstream/partitioning.py): an operator that needs a key's records together reads such
+    a stream without a shuffle. map_values, flat_map_values, filter and the keyed
+    operators keep it; map, flat_map and transform may change keys, so they lose it
+    unless told `preserves_partitioning=True` (Spark's mapPartitions).
     """
 
     def __init__(self, graph: GraphBuilder, node: Node):
@@ -37,8 +45,8 @@ class DStream(PairFunctions["DStream"]):
 
     # -- building blocks -------------------------------------------------------------
     def _derive(self, op: Operator, keep_partitioning: bool = False) -> DStream:
-        node = self.graph.add(op, (self.node,), keep_partitioning and self.node.key_partitioned)
-        return DStream(self.graph, node)
+        partitioning = self.node.partitioning if keep_partitioning else None
+        return DStream(self.graph, self.graph.add(op, (self.node,), partitioning))
 
     def _through_shuffle(
         self,
@@ -57,33 +65,42 @@ class DStream(PairFunctions["DStream"]):
         op.serde = serde
         node_id = self.graph.new_id()
         target = self.graph.names.claim(op, name)
-        needs_shuffle = (
-            force or by != BY_KEY or len(streams) > 1 or not streams[0]._reads_by_key(partitions)
-        )
+        needs_shuffle = force or by != BY_KEY or not _read_as_they_are(streams, partitions, op)
         combine = getattr(op, "partial", None) if len(streams) == 1 else None
         parents: list[Node] = []
         for side, s in enumerate(streams):
             if needs_shuffle:
-                streams = combine is not None and op.partial_streams
-                shuffle = Shuffle(target, side, combine, partitions, by, streams)
-                parents.append(self.graph.add(shuffle, (s.node,), False))
+                streaming = combine is not None and op.partial_streams
+                shuffle = Shuffle(target, side, combine, partitions, by, streaming)
+                parents.append(self.graph.add(shuffle, (s.node,), None))
             else:
                 parents.append(s.node)
-        node = self.graph.add(op, tuple(parents), by == BY_KEY, node_id, target)
+        partitioning = streams[0].node.partitioning
+        if needs_shuffle:
+            partitioning = Partitioning(target, partitions) if by == BY_KEY else None
+        node = self.graph.add(op, tuple(parents), partitioning, node_id, target)
         return DStream(self.graph, node)
 
-    def _reads_by_key(self, partitions: int | None) -> bool:
+    def _reads_by_key(self, partitions: int | None, keeps_state: bool = False) -> bool:
         """Whether a keyed operator can read this stream as it is, without a shuffle: it
-        is partitioned by key already, and no other partition count is asked for. An
-        aggregation fed so combines its batch itself (`pre_combined=False`)."""
-        return partitions is None and self.node.key_partitioned
+        is partitioned by key already, into the partition count asked for if any
+        (`Partitioning.serves`). An aggregation fed so combines its batch itself
+        (`pre_combined=False`)."""
+        partitioning = self.node.partitioning
+        return partitioning is not None and partitioning.serves(partitions, keeps_state)
 
     # -- record-at-a-time ------------------------------------------------------------
-    def map(self, fn: Callable[[Any], Any]) -> DStream:
-        return self._derive(stateless.Map(fn))
+    def map(self, fn: Callable[[Any], Any], preserves_partitioning: bool = False) -> DStream:
+        """fn(record) for each record. `preserves_partitioning=True` (Spark's mapPartitions
+        argument) promises that fn keeps each pair's key, so a keyed operator downstream
+        reads the result without a shuffle; a broken promise gives wrong per-key results."""
+        return self._derive(stateless.Map(fn), preserves_partitioning)
 
-    def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
-        return self._derive(stateless.FlatMap(fn))
+    def flat_map(
+        self, fn: Callable[[Any], Iterable[Any]], preserves_partitioning: bool = False
+    ) -> DStream:
+        """The records of fn(record) for each record; `preserves_partitioning` as in map."""
+        return self._derive(stateless.FlatMap(fn), preserves_partitioning)
 
     def filter(self, fn: Callable[[Any], Any]) -> DStream:
         return self._derive(stateless.Filter(fn), keep_partitioning=True)
@@ -94,14 +111,24 @@ class DStream(PairFunctions["DStream"]):
     def flat_map_values(self, fn: Callable[[Any], Iterable[Any]]) -> DStream:
         return self._derive(stateless.FlatMapValues(fn), keep_partitioning=True)
 
-    def transform(self, fn: Callable[..., Iterable[Any]]) -> DStream:
-        """fn(records) or fn(time_seconds, records) returns the new batch (any iterable)."""
-        return self._derive(stateless.Transform(fn))
+    def transform(
+        self, fn: Callable[..., Iterable[Any]], preserves_partitioning: bool = False
+    ) -> DStream:
+        """fn(records) or fn(time_seconds, records) returns the new batch (any iterable);
+        `preserves_partitioning=True`: each of its pairs has the key of a pair it read
+        (as in map)."""
+        return self._derive(stateless.Transform(fn), preserves_partitioning)
 
     def union(self, *others: DStream) -> DStream:
+        """The records of all the streams; still spread by key when all come out of one
+        shuffle (each key's records of all of them in one task)."""
         nodes = (self.node, *(o.node for o in others))
-        partitioned = all(n.key_partitioned for n in nodes) and len(nodes) == 1
-        return DStream(self.graph, self.graph.add(stateless.Union(), nodes, partitioned))
+        first = self.node.partitioning
+        kept = len(nodes) == 1 or all(
+            first is not None and first.co_located(n.partitioning) for n in nodes[1:]
+        )
+        partitioning = first if kept else None
+        return DStream(self.graph, self.graph.add(stateless.Union(), nodes, partitioning))
 
     # -- whole-batch and keyed -------------------------------------------------------
     def count(self, name: str | None = None, serde: str | None = None) -> DStream:
@@ -193,145 +220,38 @@ class DStream(PairFunctions["DStream"]):
         """fn(new_values, state) -> new state, or None to delete the key; called for every
         key with new values or a state; emits every key's (key, state) every batch.
         `initial`: (key, state) pairs, the state before the first batch."""
-        _callable(fn, "update_state_by_key", "fn")
+        require_function(fn, "update_state_by_key", "fn")
         pairs = None if initial is None else list(initial)
-        op = state_ops.UpdateStateByKey(fn, pairs)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
+        op = state_ops.UpdateStateByKey(fn, pairs, self._shuffled(num_partitions, True))
+        return self._through_shuffle(op, [self], num_partitions, serde=serde, name=name)
 
     def map_with_state(
-        self, spec: state_ops.StateSpec, name: str | None = None, serde: str | None = None
+        self,
+        spec: state_ops.StateSpec,
+        name: str | None = None,
+        serde: str | None = None,
+        preserves_partitioning: bool = False,
     ) -> MapWithStateDStream:
         """Spark's mapWithState: the records spec.fn returns; `.state_snapshots()` gives
-        every (key, state) after each batch."""
+        every (key, state) after each batch. It reads a stream already spread by key
+        (the output of a keyed operator) without a shuffle. spec.fn may return any
+        record, so the mapped stream is not known to be spread by key unless
+        `preserves_partitioning=True` promises that each is a pair of the key it got."""
         if not isinstance(spec, state_ops.StateSpec):
             raise ConfigError(f"map_with_state: spec={spec!r}: give a kstream.StateSpec")
-        _callable(spec.fn, "map_with_state", "StateSpec fn")
+        require_function(spec.fn, "map_with_state", "StateSpec fn")
         timeout = spec.timeout_seconds
         timeout_ms = None if timeout is None else interval_ms(timeout, "StateSpec timeout")
         op = state_ops.MapWithState(spec, timeout_ms)
-        tagged = self._through_shuffle(
-            op, [self], spec.partitions, force=True, serde=serde, name=name
-        )
-        mapped = self.graph.add(state_ops.Pick(state_ops.MAPPED), (tagged.node,), False)
+        tagged = self._through_shuffle(op, [self], spec.partitions, serde=serde, name=name)
+        partitioning = tagged.node.partitioning if preserves_partitioning else None
+        mapped = self.graph.add(state_ops.Pick(state_ops.MAPPED), (tagged.node,), partitioning)
         return MapWithStateDStream(self.graph, mapped, tagged.node)
-
-    # -- windows ---------------------------------------------------------------------
-    def window(
-        self,
-        length: float,
-        slide: float | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        """The records of the batches in (T - length, T], at every batch T that is a
-        multiple of `slide` (None between slides)."""
-        length_ms, slide_ms = self._window("window", length, slide)
-        op = windows.Window(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=BY_RECORD, force=True, serde=serde, name=name)
-
-    def count_by_window(
-        self,
-        length: float,
-        slide: float | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        length_ms, slide_ms = self._window("count_by_window", length, slide)
-        op = windows.CountByWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde, name=name)
-
-    def reduce_by_window(
-        self,
-        fn: Callable[[Any, Any], Any],
-        inv_fn: Callable[[Any, Any], Any] | None = None,
-        length: float | None = None,
-        slide: float | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        _callable(fn, "reduce_by_window", "fn")
-        _callable(inv_fn, "reduce_by_window", "inv_fn", optional=True)
-        length_ms, slide_ms = self._window("reduce_by_window", length, slide)
-        op = windows.ReduceByWindow(fn, inv_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], by=GLOBAL, force=True, serde=serde, name=name)
-
-    def reduce_by_key_and_window(
-        self,
-        fn: Callable[[Any, Any], Any],
-        inv_fn: Callable[[Any, Any], Any] | None = None,
-        length: float | None = None,
-        slide: float | None = None,
-        num_partitions: int | None = None,
-        filter_fn: Callable[[tuple[Any, Any]], Any] | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        """Per key, fn over the window's values; with inv_fn the window is updated
-        incrementally (keys whose value returns to zero stay unless filter_fn drops
-        them, as in Spark); filter_fn((key, value)) keeps a key in the result."""
-        what = "reduce_by_key_and_window"
-        _callable(fn, what, "fn")
-        _callable(inv_fn, what, "inv_fn", optional=True)
-        _callable(filter_fn, what, "filter_fn", optional=True)
-        length_ms, slide_ms = self._window(what, length, slide)
-        op = windows.ReduceByKeyAndWindow(fn, inv_fn, filter_fn, length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
-
-    def count_by_value_and_window(
-        self,
-        length: float,
-        slide: float | None = None,
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        length_ms, slide_ms = self._window("count_by_value_and_window", length, slide)
-        op = windows.CountByValueAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
-
-    def group_by_key_and_window(
-        self,
-        length: float,
-        slide: float | None = None,
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        length_ms, slide_ms = self._window("group_by_key_and_window", length, slide)
-        op = windows.GroupByKeyAndWindow(length_ms, slide_ms)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
-
-    def reduce_by_key_and_session(
-        self,
-        fn: Callable[[Any, Any], Any],
-        gap: float,
-        late: str = "join",
-        num_partitions: int | None = None,
-        name: str | None = None,
-        serde: str | None = None,
-    ) -> DStream:
-        """Per key, sessions of records at most `gap` seconds of batch time apart; each is
-        emitted as (key, (start, end, value)) in the batch where it closes: the first
-        batch `gap` after its last record with no record for the key. See
-        kstream.ops.windows.ReduceByKeyAndSession for what `late` means here."""
-        what = "reduce_by_key_and_session"
-        _callable(fn, what, "fn")
-        if late not in windows.LATE_POLICIES:
-            choices = ", ".join(windows.LATE_POLICIES)
-            raise ConfigError(f"{what}: late={late!r}: choose one of {choices}")
-        batch_ms = self.graph.interval_ms
-        base = durations.slide_ms(self.node, batch_ms)
-        gap_ms = durations.duration_ms(what, "gap", gap, base, batch_ms)
-        op = windows.ReduceByKeyAndSession(fn, gap_ms, late)
-        return self._through_shuffle(op, [self], num_partitions, force=True, serde=serde, name=name)
 
     def checkpoint(self, interval: float | None = None) -> DStream:
         """Spark's DStream.checkpoint: state here is always kept in its stores, so this
         only returns the stream."""
         return self
-
-    def _window(self, name: str, length: Any, slide: Any) -> tuple[int, int]:
-        return durations.window_ms(self.node, self.graph.interval_ms, name, length, slide)
 
     # -- outputs ---------------------------------------------------------------------
     def pprint(self, num: int = 10) -> None:
@@ -372,14 +292,24 @@ class MapWithStateDStream(DStream):
         op: state_ops.MapWithState = self._state_node.op  # type: ignore[assignment]
         self._state_node.op = op.with_snapshots()
         pick = state_ops.Pick(state_ops.SNAPSHOT)
-        return DStream(self.graph, self.graph.add(pick, (self._state_node,), True))
+        partitioning = self._state_node.partitioning  # (key, state) of the keys it read
+        return DStream(self.graph, self.graph.add(pick, (self._state_node,), partitioning))
 
     stateSnapshots = state_snapshots
 
 
-def _callable(fn: Any, name: str, arg: str, optional: bool = False) -> None:
-    if (fn is None and not optional) or (fn is not None and not callable(fn)):
-        raise ConfigError(f"{name}: {arg}={fn!r}: give a function")
+def _read_as_they_are(streams: list[DStream], partitions: int | None, op: Operator) -> bool:
+    """Whether `op`, needing each key's records together, reads `streams` without a
+    shuffle: each is spread by key as it asks (`DStream._reads_by_key`) and, when
+    several, by one and the same shuffle, so that a key's records of all of them are
+    in one task. Streams out of different shuffles are not, even with as many
+    partitions: their partitions are tasks of their own, which the consumer group
+    may give to different workers."""
+    keeps_state = isinstance(op, Stateful)
+    first = streams[0].node.partitioning
+    if first is None or not streams[0]._reads_by_key(partitions, keeps_state):
+        return False
+    return all(first.co_located(s.node.partitioning) for s in streams[1:])
 
 
 add_spark_names(DStream)

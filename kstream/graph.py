@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kstream.errors import ConfigError
+from kstream.partitioning import Partitioning
 
 Batch = list[Any]
 
@@ -53,7 +54,8 @@ class Node:
     id: int
     op: Operator
     parents: tuple[Node, ...] = ()
-    key_partitioned: bool = False
+    # how its records are spread over tasks by key, if they are (kstream/partitioning.py)
+    partitioning: Partitioning | None = None
     children: list[Node] = field(default_factory=list)
     # stateful and shuffling operators: a name that survives edits (kstream/names.py)
     label: str | None = None

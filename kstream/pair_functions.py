@@ -20,7 +20,7 @@ class PairFunctions(Generic[Stream]):
 
     if TYPE_CHECKING:
         _through_shuffle: Callable[..., Stream]
-        _reads_by_key: Callable[[int | None], bool]
+        _reads_by_key: Callable[[int | None, bool], bool]
 
     def combine_by_key(
         self,
@@ -86,10 +86,10 @@ class PairFunctions(Generic[Stream]):
         op = keyed.GroupByKey(self._shuffled(num_partitions))
         return self._by_key(op, num_partitions, name, serde)
 
-    def _shuffled(self, partitions: int | None) -> bool:
+    def _shuffled(self, partitions: int | None, keeps_state: bool = False) -> bool:
         """Whether the operator's input crosses a shuffle, which combines each task's
         values before it (`pre_combined`), or is read as it is, already by key."""
-        return not self._reads_by_key(partitions)
+        return not self._reads_by_key(partitions, keeps_state)
 
     def _by_key(
         self, op: keyed.CombineByKey, partitions: int | None, name: str | None, serde: str | None

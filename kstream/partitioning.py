@@ -13,6 +13,7 @@ import itertools
 import pickle
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kstream.serde import serializer
@@ -30,6 +31,39 @@ SEED = 0x9747B28C
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 _words = struct.Struct("<I").iter_unpack
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """How a stream of pairs is spread over tasks: every record of a key in one task.
+
+    Recorded on each graph node so that an operator needing a key's records together
+    reads a stream already spread so without another repartition topic (as Spark skips
+    a shuffle where the partitioner matches). `exchange` is the operator whose BY_KEY
+    shuffle placed the records (kstream's partitioner, into `partitions`, None: the
+    app's default count, known only when a worker starts); None for a keyed source topic,
+    placed by its producers' partitioner, whatever it was, into partitions kstream
+    did not choose."""
+
+    exchange: str | None
+    partitions: int | None
+
+    def serves(self, partitions: int | None, keeps_state: bool) -> bool:
+        """Whether an operator asking for `partitions` (None: any) can read the stream as
+        it is. One that keeps state needs kstream's own placement: its store and changelog
+        partition are the task's, and the keys of its initial state are placed by
+        kstream's partitioner (`owner`)."""
+        if keeps_state and self.exchange is None:
+            return False
+        return partitions is None or partitions == self.partitions
+
+    def co_located(self, other: Partitioning) -> bool:
+        """Whether two streams hold each key in the same task: both placed by the same
+        shuffle (one repartition topic, so one task per partition for both)."""
+        return self.exchange is not None and self == other
+
+
+KEYED_SOURCE = Partitioning(None, None)
 
 
 def murmur2(data: bytes) -> int:

@@ -2,6 +2,9 @@
 
 Stage 0 reads the source topics; stage k+1 reads the repartition topics that stage k
 writes. Every worker runs every stage; Kafka's consumer group spreads the partitions.
+An operator that reads a stream already spread by key has no shuffle of its own
+(kstream/dstream.py), so it runs in the stage of its input; one that keeps state then
+keeps it per partition of the repartition topic that stage reads (`Exchange.stateful`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ class Exchange:
     # its internal format, and its operator's state's (kstream/codec.py): the operator's
     # serde, else the app's internal_serde
     serde: str
+    # the operators keeping state per partition of this topic, each task its own store:
+    # its target, and those reading the target's output within the stage, if they keep state
+    stateful: list[Node] = field(default_factory=list)
 
     @property
     def shuffle(self) -> Shuffle:
@@ -74,12 +80,8 @@ class Plan:
         return self.stages[0].input_topics() if self.stages else []
 
     def changelog_topics(self) -> list[str]:
-        """One per stateful operator: the target of a shuffle that keeps state."""
-        return [
-            changelog_topic(self.app_id, x.target.name)
-            for x in self.exchanges
-            if isinstance(x.target.op, Stateful)
-        ]
+        """One per stateful operator."""
+        return [changelog_topic(self.app_id, n.name) for x in self.exchanges for n in x.stateful]
 
     def output_topics(self) -> list[str]:
         return sorted({n.op.topic for s in self.stages for n in s.sinks})  # type: ignore[attr-defined]
@@ -123,6 +125,24 @@ def stage_of(nodes: list[Node]) -> dict[Node, int]:
     return stages
 
 
+def _place_state(nodes: list[Node], exchanges: dict[str, Exchange]) -> None:
+    """Fill each exchange's `stateful`: the operators keeping state whose input comes,
+    within their stage, from that repartition topic alone, so that a task's store holds
+    exactly the keys its partition receives."""
+    read: dict[Node, set[str]] = {}  # node -> the repartition topics its input comes from
+    topic_of = {n: x.topic for x in exchanges.values() for n in x.sides}
+    for n in nodes:
+        if n in topic_of:
+            read[n] = {topic_of[n]}
+            continue
+        read[n] = set().union(*(read[p] for p in n.parents))
+        if isinstance(n.op, Stateful):
+            topics = sorted(read[n])
+            if len(topics) != 1:  # kstream/dstream.py shuffles before such an operator
+                raise ConfigError(f"{n.name}: keeps state but reads no single repartition topic")
+            exchanges[topics[0]].stateful.append(n)
+
+
 def compile_plan(app: Pipeline) -> Plan:
     nodes = app.graph.ordered()
     stages_of = stage_of(nodes)
@@ -138,6 +158,7 @@ def compile_plan(app: Pipeline) -> Plan:
                     "repartition the shallower one first"
                 )
             x.sides.append(n)
+    _place_state(nodes, exchanges)
     count = max(stages_of.values(), default=-1) + 1
     stages = [Stage(i) for i in range(count)]
     for n in nodes:

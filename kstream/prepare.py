@@ -7,15 +7,14 @@ run over state that operators its pipeline no longer has left behind.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from kstream.codec import Codec
+from kstream.codec import codecs as codecs_by_serde
 from kstream.errors import ConfigError
 from kstream.kafka.admin import Admin
 from kstream.names import parse_internal
-from kstream.ops.stateful import Stateful
 from kstream.plan import Plan
 from kstream.settings import Settings
 from kstream.stages import ExchangeStage, SourceStage, StageRuntime, upstream_tasks
@@ -52,23 +51,21 @@ def prepare_state(
     admin: Admin,
     known: dict[str, int],
     wanted: dict[str, int],
-    codecs: dict[str, Codec],
     brokers: str,
     kafka: dict[str, Any],
     restored: Callable[[str, float, int], None],
 ) -> TaskStores:
     """Stores for the stateful operators (restored from their changelogs on `brokers`,
-    `restored` counting the records) and their changelog topics."""
-    by_topic: dict[str, list] = defaultdict(list)
-    for x in plan.exchanges:
-        if isinstance(x.target.op, Stateful):
-            by_topic[x.topic].append(x.target)
+    `restored` counting the records) and their changelog topics. A store's format is its
+    operator's serde (else the app's internal_serde), as is its repartition topic's."""
+    by_topic = {x.topic: x.stateful for x in plan.exchanges if x.stateful}
+    formats = codecs_by_serde()
     stores = TaskStores(
         app_id,
         settings.state_dir,
-        dict(by_topic),
+        by_topic,
         {n: store_shape(n) for ns in by_topic.values() for n in ns},
-        {n: codecs[t] for t, ns in by_topic.items() for n in ns},
+        {n: formats[n.op.serde or settings.internal_serde] for ns in by_topic.values() for n in ns},
         brokers,
         kafka,
         restored,

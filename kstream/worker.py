@@ -246,7 +246,6 @@ class Worker:
         self.exchange_partitions = wanted
         self.dlq_topic = self.plan.dlq_topic
         self.poison = Poison(app_id, settings.on_error, self.dlq_topic, self.observer.metrics)
-        formats = self._exchange_codecs
         self.stores = prepare_state(
             app_id,
             settings,
@@ -254,7 +253,6 @@ class Worker:
             admin,
             known,
             wanted,
-            formats,
             self.brokers,
             self.kafka,
             self.observer.metrics.restored,
@@ -267,7 +265,7 @@ class Worker:
             self.topic_stage, self.stores, self.observer, self.stopping, "cooperative" in strategy
         )
         self.checkpoint = Checkpoint(
-            app_id, self.plan, self.partitions, formats, self.poison, self.observer
+            app_id, self.plan, self.partitions, self._exchange_codecs, self.poison, self.observer
         )
 
     def _build_stages(self) -> None:

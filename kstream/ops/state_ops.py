@@ -43,11 +43,18 @@ class UpdateStateByKey(Stateful):
     kind = "update_state_by_key"
     partial_streams = True
 
-    def __init__(self, fn: Callable[[list[Any], Any], Any], initial: list[tuple] | None):
+    def __init__(
+        self,
+        fn: Callable[[list[Any], Any], Any],
+        initial: list[tuple] | None,
+        pre_combined: bool = True,
+    ):
         self.fn = fn
         self.initial = initial
-        # a task's values of a key cross the shuffle as one record, (key, [values])
+        # a task's values of a key cross the shuffle as one record, (key, [values]);
+        # read without a shuffle (already by key), it groups its input itself
         self.grouping = Grouping(map_side_combine=True)
+        self.pre_combined = pre_combined
 
     def partial(self, batch: Batch) -> Batch:
         return self.grouping.partial(batch)
@@ -58,7 +65,8 @@ class UpdateStateByKey(Stateful):
             return None
         store, fn = context.store, self.fn
         _seed(store, self.initial, context.owns, lambda s: s)
-        groups = dict(self.grouping.merge(x))  # each upstream task's (key, [values]) joined
+        grouped = x if self.pre_combined else self.partial(x)
+        groups = dict(self.grouping.merge(grouped))  # each upstream task's (key, [values])
         out: Batch = []
         for k, state in list(keyed_items(store)):
             values = groups.pop(k, [])

@@ -2,8 +2,9 @@
 
 Whoever runs a batch hands each such operator a `BatchContext`: on Kafka, the store of
 the task (partition) being run (kstream/isolation.py); locally, one in-memory store
-(kstream/local.py). Stateful operators always read through a shuffle, so each task holds
-exactly the keys of its partition.
+(kstream/local.py). Stateful operators read a stream that a BY_KEY shuffle spread: their
+own, or that of the keyed operator before them in the stage (kstream/plan.py,
+`Exchange.stateful`), so each task holds exactly the keys of its partition.
 
 Rules for the operators: every piece of state that outlives a batch is in the context's
 store (never in Python attributes: the next batch may be another task's),

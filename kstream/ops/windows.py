@@ -208,12 +208,17 @@ class KeyedWindow(Windowed):
     combiners, {key: combiner}, which the window joins in batch order."""
 
     combiner: Combiner
+    # whether its input crossed a shuffle that ran `partial`; read without one (already
+    # by key, kstream/dstream.py) it combines its batch itself
+    pre_combined = True
 
     def partial(self, batch):
         return self.combiner.partial(batch)
 
     def batch_value(self, x):
-        return dict(self.combiner.merge(x)) if x else NOTHING
+        if not x:
+            return NOTHING
+        return dict(self.combiner.merge(x if self.pre_combined else self.partial(x)))
 
     def combine(self, values):
         return self.combiner.combine_combiners(chain.from_iterable(p.items() for p in values))
@@ -226,12 +231,13 @@ class ReduceByKeyAndWindow(KeyedWindow):
     kind = "reduce_by_key_and_window"
     partial_streams = True
 
-    def __init__(self, fn, inv_fn, filter_fn, length_ms, slide_ms):
+    def __init__(self, fn, inv_fn, filter_fn, length_ms, slide_ms, pre_combined=True):
         super().__init__(length_ms, slide_ms)
         self.fn = fn
         self.inv_fn = inv_fn
         self.filter_fn = filter_fn
         self.combiner = reducing(fn)
+        self.pre_combined = pre_combined
 
     def combine(self, values):
         keep = self.filter_fn
@@ -266,6 +272,10 @@ class GroupByKeyAndWindow(KeyedWindow):
 
     kind = "group_by_key_and_window"
     combiner = Grouping()
+
+    def __init__(self, length_ms: int, slide_ms: int, pre_combined: bool = True):
+        super().__init__(length_ms, slide_ms)
+        self.pre_combined = pre_combined
 
 
 # -- session windows by key -------------------------------------------------------------

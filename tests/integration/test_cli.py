@@ -87,6 +87,33 @@ def test_describe_lists_stages_and_internal_topics():
     assert topology["stages"][1]["writes"] == ["counts"]
 
 
+def test_describe_shows_no_second_shuffle_after_a_keyed_operator(tmp_path):
+    """map_with_state reads reduce_by_key's output, already spread by key, in its stage."""
+    app = tmp_path / "totals.py"
+    app.write_text(
+        "import operator\n"
+        "import kstream\n"
+        'app = kstream.App("totals")\n'
+        "def total(word, n, state):\n"
+        "    state.update((state.get() if state.exists() else 0) + n)\n"
+        "    return (word, state.get())\n"
+        'counts = app.stream("lines").map(lambda w: (w, 1)).reduce_by_key(operator.add)\n'
+        'counts.map_with_state(kstream.StateSpec(total)).to("totals")\n'
+    )
+    r = run("describe", str(app), "--json")
+    assert r.returncode == 0, r.stderr
+    topology = json.loads(r.stdout)
+    repartition = "totals--reduce_by_key.add--repartition"
+    assert [s["reads"] for s in topology["stages"]] == [["lines"], [repartition]]
+    assert topology["stages"][1]["operators"] == [
+        "reduce_by_key as reduce_by_key.add",
+        "map_with_state as map_with_state.total",
+        "mapped",
+        "to(totals)",
+    ]
+    assert topology["internal_topics"] == [repartition, "totals--map_with_state.total--changelog"]
+
+
 def test_demo_prints_batches_and_exits_0():
     r = run("demo", "--duration", "6", "--rate", "50", timeout=90)
     assert r.returncode == 0, r.stderr[-2000:]
