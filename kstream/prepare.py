@@ -2,11 +2,13 @@
 
 Source and output topics must exist (outputs are created under create_topics=True);
 repartition, changelog and dead-letter topics are created as needed. A worker refuses to
-run over state that operators its pipeline no longer has left behind.
+run over state that operators its pipeline no longer has left behind, and warns of a
+repartition topic its pipeline no longer reads.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +23,11 @@ from kstream.stages import ExchangeStage, SourceStage, StageRuntime, upstream_ta
 from kstream.state.changelog import changelog_topic
 from kstream.state.tasks import TaskStores, store_shape
 
+log = logging.getLogger(__name__)
+
 
 def prepare_topics(
-    plan: Plan, settings: Settings, admin: Admin
+    app_id: str, plan: Plan, settings: Settings, admin: Admin
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Check sources and outputs and create what is missing. Returns the partitions of
     the topics known, and those of the repartition topics."""
@@ -38,10 +42,28 @@ def prepare_topics(
     else:
         admin.require(outputs, "output", known, "create it first, or set create_topics=True")
     wanted = {x.topic: x.shuffle.partitions or default_n for x in plan.exchanges}
+    warn_unread(app_id, known, wanted)
     admin.ensure(wanted, known, settings.replication_factor, {})
     if plan.dlq_topic is not None and plan.dlq_topic not in known:  # any size will do
         admin.ensure({plan.dlq_topic: 1}, known, settings.replication_factor, {})
     return known, wanted
+
+
+def warn_unread(app_id: str, known: dict[str, int], wanted: dict[str, int]) -> None:
+    """A repartition topic of this app that its pipeline no longer reads: a shuffle was
+    removed (by a change to the pipeline, or because kstream now sees the data is
+    partitioned by key already). What the previous version had not processed of it is
+    not processed now; the worker says so, once, at the start."""
+    for topic in sorted(known):
+        internal = parse_internal(app_id, topic)
+        if internal and internal[1] == "repartition" and topic not in wanted:
+            log.warning(
+                "repartition topic %s is no longer read by this pipeline (its shuffle is "
+                "gone): records the previous version left in it are not processed. Let "
+                "the previous version catch up (lag 0) before such an upgrade; then delete "
+                "the topic",
+                topic,
+            )
 
 
 def prepare_state(

@@ -242,7 +242,7 @@ class Worker:
         if self.plan.changelog_topics() or transactional_id_file:  # stores, or the id's file
             check_state_dir(settings.state_dir, app_id)
         admin = self.admin_factory(self.brokers, self.kafka)
-        known, wanted = prepare_topics(self.plan, settings, admin)
+        known, wanted = prepare_topics(app_id, self.plan, settings, admin)
         self.exchange_partitions = wanted
         self.dlq_topic = self.plan.dlq_topic
         self.poison = Poison(app_id, settings.on_error, self.dlq_topic, self.observer.metrics)
