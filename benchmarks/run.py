@@ -1,6 +1,7 @@
 """kstream against a hand-written confluent-kafka loop, side by side in one run.
 
     python benchmarks/run.py [--lines 1000000] [--keys 1000000] [--only running,eos]
+                             [--backlog 1,4]
 
 Produces N text lines (9 words each, 1,000-word vocabulary, timestamps over 100 s) to an
 8-partition topic on the embedded broker, then runs each job over the whole topic:
@@ -17,6 +18,11 @@ Produces N text lines (9 words each, 1,000-word vocabulary, timestamps over 100 
              writes no changelog and could not survive a crash.
              kstream: flat_map/map/update_state_by_key(sum) -> to; its state is in
              RocksDB, each batch's changes go to the changelog topic
+  running-mws  raw: running totals in a dict as for `running`, but each closed 1 s batch
+             produces only the totals of the words it updated (Spark's mapWithState)
+             kstream: flat_map/map/reduce_by_key(add).map_with_state(spec), the spec adding
+             the batch's count to the key's total and emitting (word, total); state in
+             RocksDB and its changelog; map_with_state reads reduce_by_key's stage (2 stages)
   window     raw: counts per word and 10 s tumbling window of record time in a dict; a
              window's counts are produced once every partition has passed its end
              kstream: flat_map/count_by_value_and_window(10, 10) -> to (tumbling: length
@@ -35,6 +41,11 @@ is what to read, since the machine is shared. kstream runs with max_empty_batche
 that after the backlog it runs 10 empty batches (the last window closes among them) and
 then the present, not the 60 empty batches (each emitting every key's state, for
 `running`) of an idle gap.
+
+Every side of every round runs in a spawned interpreter of its own, so its peak RSS
+(VmHWM of /proc/self/status) is its own; CPU us/record is that process's CPU time (every
+thread) over the side's run / input records (restore: keys). `--backlog 1,4` then runs
+kstream's stateless job over lines x1 and x4 and prints each peak RSS and their ratio.
 """
 
 from __future__ import annotations
