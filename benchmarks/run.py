@@ -1,6 +1,7 @@
 """kstream against a hand-written confluent-kafka loop, side by side in one run.
 
     python benchmarks/run.py [--lines 1000000] [--keys 1000000] [--only running,eos]
+                             [--backlog 1,4]
 
 Produces N text lines (9 words each, 1,000-word vocabulary, timestamps over 100 s) to an
 8-partition topic on the embedded broker, then runs each job over the whole topic:
@@ -17,6 +18,11 @@ Produces N text lines (9 words each, 1,000-word vocabulary, timestamps over 100 
              writes no changelog and could not survive a crash.
              kstream: flat_map/map/update_state_by_key(sum) -> to; its state is in
              RocksDB, each batch's changes go to the changelog topic
+  running-mws  raw: running totals in a dict as for `running`, but each closed 1 s batch
+             produces only the totals of the words it updated (Spark's mapWithState)
+             kstream: flat_map/map/reduce_by_key(add).map_with_state(spec), the spec adding
+             the batch's count to the key's total and emitting (word, total); state in
+             RocksDB and its changelog; map_with_state reads reduce_by_key's stage (2 stages)
   window     raw: counts per word and 10 s tumbling window of record time in a dict; a
              window's counts are produced once every partition has passed its end
              kstream: flat_map/count_by_value_and_window(10, 10) -> to (tumbling: length
@@ -35,11 +41,17 @@ is what to read, since the machine is shared. kstream runs with max_empty_batche
 that after the backlog it runs 10 empty batches (the last window closes among them) and
 then the present, not the 60 empty batches (each emitting every key's state, for
 `running`) of an idle gap.
+
+Every side of every round runs in a spawned interpreter of its own, so its peak RSS
+(VmHWM of /proc/self/status) is its own; CPU us/record is that process's CPU time (every
+thread) over the side's run / input records (restore: keys). `--backlog 1,4` then runs
+kstream's stateless job over lines x1 and x4 and prints each peak RSS and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import operator
 import random
 import shutil
@@ -50,6 +62,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
@@ -176,6 +189,17 @@ class RawRunning(RawBuckets):
             produce(p, out, str(n).encode(), w.encode(), end)
 
 
+class RawRunningUpdated(RawRunning):
+    """Running totals per word in a dict; each closed 1 s batch adds its counts, then
+    only the words it updated have their total produced (what map_with_state emits)."""
+
+    def emit(self, end, counts, p, out):
+        totals = self.totals
+        for w, n in counts.items():
+            total = totals[w] = totals[w] + n
+            produce(p, out, str(total).encode(), w.encode(), end)
+
+
 class RawCounts(RawBuckets):
     """Counts per word and bucket (1 s: the word count's batches; 10 s: the tumbling
     window); a closed bucket's counts are produced."""
@@ -259,21 +283,34 @@ def running(s: kstream.DStream) -> kstream.DStream:
     return s.flat_map(str.split).map(lambda w: (w, 1)).update_state_by_key(running_total)
 
 
+def add_to_total(word: str, count: int, state: kstream.State) -> tuple[str, int]:
+    """The batch's count of `word` added to its running total; emits (word, total)."""
+    total = (state.get_option() or 0) + count
+    state.update(total)
+    return word, total
+
+
+def running_mws(s: kstream.DStream) -> kstream.DStream:
+    counts = s.flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    return counts.map_with_state(kstream.StateSpec(add_to_total))
+
+
 def window(s: kstream.DStream) -> kstream.DStream:
     return s.flat_map(str.split).count_by_value_and_window(10, 10)
 
 
 # -- restore -----------------------------------------------------------------------------
-def restore_app(bootstrap: str) -> tuple[str, kstream.App]:
-    app_id = f"bench-restore-{uuid.uuid4().hex[:6]}"
+def restore_app(bootstrap: str, app_id: str) -> kstream.App:
     app = kstream.App(app_id, batch_interval=1.0, brokers=bootstrap)
     app.stream("unused").map(lambda w: (w, 1)).update_state_by_key(running_total)
-    return app_id, app
+    return app
 
 
-def write_state(bootstrap: str, keys: int) -> tuple[str, kstream.App]:
-    """A one-partition changelog of `keys` keys, as update_state_by_key writes it."""
-    app_id, app = restore_app(bootstrap)
+def write_state(bootstrap: str, keys: int) -> tuple[str, str]:
+    """A one-partition changelog of `keys` keys, as update_state_by_key writes it: its
+    topic and the app id (the restoring side, in a process of its own, rebuilds the app)."""
+    app_id = f"bench-restore-{uuid.uuid4().hex[:6]}"
+    app = restore_app(bootstrap, app_id)
     node = compile_plan(app).exchanges[0].target
     topic = changelog_topic(app_id, node.name)
     create_topics(bootstrap, {topic: 1})
@@ -288,7 +325,7 @@ def write_state(bootstrap: str, keys: int) -> tuple[str, kstream.App]:
             except BufferError:
                 p.poll(0.05)
     assert p.flush(120) == 0
-    return topic, app
+    return topic, app_id
 
 
 def raw_read(bootstrap: str, topic: str, keys: int) -> float:
@@ -319,9 +356,10 @@ def raw_read(bootstrap: str, topic: str, keys: int) -> float:
     return keys / elapsed
 
 
-def kstream_restore(bootstrap: str, app: kstream.App, keys: int) -> float:
+def kstream_restore(bootstrap: str, app_id: str, keys: int) -> float:
     """A task's store rebuilt from its changelog on an empty state dir, as a worker does
     on assignment (TaskStores.restore, 0.5 s slices)."""
+    app = restore_app(bootstrap, app_id)
     x = compile_plan(app).exchanges[0]
     node = x.target
     state_dir = tempfile.mkdtemp(prefix="kstream-bench-")
@@ -352,6 +390,63 @@ def kstream_restore(bootstrap: str, app: kstream.App, keys: int) -> float:
     return keys / elapsed
 
 
+# -- measuring one side in a process of its own ------------------------------------------
+MB = 1 << 20
+RSS_TARGET_MB = 150  # issue 14: a kstream worker's peak RSS
+Side = tuple[Callable[..., float], tuple]  # a side's function (-> rate) and its arguments
+
+
+@dataclass
+class Measure:
+    rate: float  # input records (restore: keys) per wall second
+    rss_mb: float  # peak RSS of the process that ran only this side
+    cpu_us: float  # that process's CPU time, every thread (librdkafka's too), per record
+
+
+def best(runs: list[Measure]) -> Measure:
+    """A side's rounds: the best rate and CPU per record, and the highest peak RSS (a
+    peak that one round reached is one the side can reach)."""
+    return Measure(
+        max(m.rate for m in runs), max(m.rss_mb for m in runs), min(m.cpu_us for m in runs)
+    )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set, VmHWM: not ru_maxrss, which after fork+exec keeps
+    the high-water mark of the process that forked (a vfork child's is the parent's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / MB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def run_side(side: Side, records: int, results: Connection) -> None:
+    """In the child: run the side, send (rate, peak RSS, CPU us per record) back."""
+    fn, fn_args = side
+    cpu = time.process_time()
+    rate = fn(*fn_args)
+    cpu = time.process_time() - cpu
+    results.send((rate, peak_rss_mb(), cpu * 1e6 / records))
+
+
+def measure(side: Side, records: int) -> Measure:
+    """Run one side in a fresh (spawned) interpreter, so that its peak RSS is its own:
+    not the producer's buffers of the fill, nor another side's or round's."""
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=run_side, args=(side, records, send))
+    child.start()
+    send.close()
+    try:
+        return Measure(*receive.recv())
+    except EOFError:
+        child.join()
+        sys.exit(f"{side[0].__name__} failed in its process (exit code {child.exitcode})")
+    finally:
+        child.join()
+
+
 # -- the jobs ----------------------------------------------------------------------------
 @dataclass
 class Job:
@@ -364,6 +459,7 @@ JOBS = {
     "stateless": Job("raw loop", 0.8),
     "wordcount": Job("raw loop", 0.6),
     "running": Job("raw loop", 0.6),
+    "running-mws": Job("raw loop", 0.6),
     "window": Job("raw loop", 0.6),
     "restore": Job("raw read", 0.0, "keys/s"),
     "eos": Job("ks alos", 0.77),  # eos time <= 1.3x at-least-once
@@ -372,30 +468,36 @@ RAW = {
     "stateless": lambda: raw_stateless,
     "wordcount": lambda: RawCounts(1000),
     "running": RawRunning,
+    "running-mws": RawRunningUpdated,
     "window": lambda: RawCounts(10_000),
 }
-PIPELINES = {"stateless": stateless, "wordcount": wordcount, "running": running, "window": window}
+PIPELINES = {
+    "stateless": stateless,
+    "wordcount": wordcount,
+    "running": running,
+    "running-mws": running_mws,
+    "window": window,
+}
 
 
-def rounds(job: str, b: str, topic: str, args) -> tuple[Callable[[int], float], ...]:
-    """The two sides of a job, each a round number -> records (keys) per second."""
+def sides(job: str, b: str, topic: str, args) -> Callable[[int], tuple[Side, Side]]:
+    """The two sides of a job (baseline, kstream) for a round number."""
     if job == "restore":
-        changelog, app = write_state(b, args.keys)
-        return (lambda i: raw_read(b, changelog, args.keys)), (
-            lambda i: kstream_restore(b, app, args.keys)
+        changelog, app_id = write_state(b, args.keys)
+        return lambda i: (
+            (raw_read, (b, changelog, args.keys)),
+            (kstream_restore, (b, app_id, args.keys)),
         )
     outs = {f"out-{side}-{job}-{i}": PARTITIONS for side in "ab" for i in range(args.repeat)}
     create_topics(b, outs)
     if job == "eos":
-        return (
-            lambda i: kstream_job(b, topic, f"out-a-{job}-{i}", args.lines, wordcount),
-            lambda i: kstream_job(
-                b, topic, f"out-b-{job}-{i}", args.lines, wordcount, "exactly-once"
-            ),
+        return lambda i: (
+            (kstream_job, (b, topic, f"out-a-{job}-{i}", args.lines, wordcount)),
+            (kstream_job, (b, topic, f"out-b-{job}-{i}", args.lines, wordcount, "exactly-once")),
         )
-    return (
-        lambda i: raw_loop(b, topic, f"out-a-{job}-{i}", args.lines, RAW[job]()),
-        lambda i: kstream_job(b, topic, f"out-b-{job}-{i}", args.lines, PIPELINES[job]),
+    return lambda i: (
+        (raw_loop, (b, topic, f"out-a-{job}-{i}", args.lines, RAW[job]())),
+        (kstream_job, (b, topic, f"out-b-{job}-{i}", args.lines, PIPELINES[job])),
     )
 
 
@@ -407,47 +509,113 @@ def note(job: str, base: float, ks: float, args) -> str:
     return ""
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument("--keys", type=int, default=1_000_000, help="restore: keys of state")
-    ap.add_argument("--only", default=",".join(JOBS))
-    ap.add_argument("--repeat", type=int, default=2, help="alternating runs; best of each")
-    args = ap.parse_args()
-    jobs = args.only.split(",")
+def figures(m: Measure, unit: str) -> str:
+    return f"{m.rate:10,.0f} {unit} {m.rss_mb:5.0f} MB {m.cpu_us:6.2f} us/rec"
+
+
+def run_jobs(b: str, jobs: list[str], args) -> list[tuple[str, Job, Measure, Measure, str]]:
+    topic = "bench-lines"
+    if set(jobs) - {"restore"}:
+        create_topics(b, {topic: PARTITIONS})
+        t0 = time.perf_counter()
+        fill(b, topic, args.lines)
+        print(f"produced {args.lines:,} lines in {time.perf_counter() - t0:.1f}s", flush=True)
+    rows = []
     for job in jobs:
-        if job not in JOBS:
-            sys.exit(f"unknown job {job}; choose from {', '.join(JOBS)}")
-    with EmbeddedBroker() as broker:
-        b = broker.bootstrap
-        topic = "bench-lines"
-        if set(jobs) - {"restore"}:
-            create_topics(b, {topic: PARTITIONS})
-            t0 = time.perf_counter()
-            fill(b, topic, args.lines)
-            print(f"produced {args.lines:,} lines in {time.perf_counter() - t0:.1f}s", flush=True)
-        rows = []
-        for job in jobs:
-            spec = JOBS[job]
-            run_base, run_ks = rounds(job, b, topic, args)
-            base = ks = 0.0
-            for i in range(args.repeat):  # alternate, so both see the same machine load
-                base = max(base, run_base(i))
-                ks = max(ks, run_ks(i))
-            rows.append((job, spec, base, ks, note(job, base, ks, args)))
-            target = f"(target >= {spec.target})" if spec.target else ""
-            print(
-                f"{job:10s} {spec.baseline} {base:10,.0f} {spec.unit}   kstream {ks:10,.0f} "
-                f"{spec.unit}   ratio {ks / base:.2f} {target} {rows[-1][4]}",
-                flush=True,
-            )
-    print("\njob        baseline   baseline/s    kstream/s  unit     ratio   target")
+        spec = JOBS[job]
+        side_pair = sides(job, b, topic, args)
+        records = args.keys if job == "restore" else args.lines
+        base_runs, ks_runs = [], []
+        for i in range(args.repeat):  # alternate, so both see the same machine load
+            base_side, ks_side = side_pair(i)
+            base_runs.append(measure(base_side, records))
+            ks_runs.append(measure(ks_side, records))
+        base, ks = best(base_runs), best(ks_runs)
+        rows.append((job, spec, base, ks, note(job, base.rate, ks.rate, args)))
+        target = f"(target >= {spec.target})" if spec.target else ""
+        print(
+            f"{job:11s} {spec.baseline} {figures(base, spec.unit)}   kstream "
+            f"{figures(ks, spec.unit)} (RSS target <= {RSS_TARGET_MB} MB)   "
+            f"ratio {ks.rate / base.rate:.2f} {target} {rows[-1][4]}",
+            flush=True,
+        )
+    return rows
+
+
+def run_backlog(b: str, factors: list[int], args) -> None:
+    """kstream's stateless job over lines x each factor: its peak RSS should not grow
+    with the backlog (issue 14: sizes < 20% apart, each <= 150 MB)."""
+    peaks = {}
+    for k in factors:
+        lines, topic = args.lines * k, f"bench-backlog-{k}"
+        outs = {f"out-backlog-{k}-{i}": PARTITIONS for i in range(args.repeat)}
+        create_topics(b, {topic: PARTITIONS, **outs})
+        fill(b, topic, lines)
+        runs = [measure((kstream_job, (b, topic, out, lines, stateless)), lines) for out in outs]
+        m = best(runs)
+        peaks[k] = m.rss_mb
+        print(
+            f"backlog x{k:<3d} {lines:11,} lines  kstream {figures(m, 'rec/s')} "
+            f"(RSS target <= {RSS_TARGET_MB} MB)",
+            flush=True,
+        )
+    small, large = min(factors), max(factors)
+    if small != large:
+        print(
+            f"backlog peak RSS x{large}/x{small} {peaks[large] / peaks[small]:.2f} "
+            f"(target < 1.2, both <= {RSS_TARGET_MB} MB)",
+            flush=True,
+        )
+
+
+def print_table(rows: list[tuple[str, Job, Measure, Measure, str]]) -> None:
+    print(
+        "\njob         baseline   baseline/s    MB  us/rec    kstream/s    MB  us/rec  "
+        "unit     ratio   target   MB target"
+    )
     for job, spec, base, ks, extra in rows:
         target = f">= {spec.target:<4}" if spec.target else "-      "
         print(
-            f"{job:10s} {spec.baseline:9s} {base:11,.0f}  {ks:11,.0f}  {spec.unit:7s}  "
-            f"{ks / base:5.2f}   {target}  {extra}".rstrip()
+            f"{job:11s} {spec.baseline:9s} {base.rate:11,.0f} {base.rss_mb:5.0f} "
+            f"{base.cpu_us:7.2f}  {ks.rate:11,.0f} {ks.rss_mb:5.0f} {ks.cpu_us:7.2f}  "
+            f"{spec.unit:7s}  {ks.rate / base.rate:5.2f}   {target}  <= {RSS_TARGET_MB}  "
+            f"{extra}".rstrip()
         )
+
+
+def parse_args() -> tuple[argparse.Namespace, list[str], list[int]]:
+    """The options, the jobs to run and the --backlog multiples of --lines."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--keys", type=int, default=1_000_000, help="restore: keys of state")
+    ap.add_argument("--only", help="jobs, comma-separated (default: all; none with --backlog)")
+    ap.add_argument("--repeat", type=int, default=2, help="alternating runs; best of each")
+    ap.add_argument(
+        "--backlog",
+        help="e.g. 1,4: kstream's stateless peak RSS over lines x1 and x4 (after the jobs)",
+    )
+    args = ap.parse_args()
+    jobs = args.only.split(",") if args.only else [] if args.backlog else list(JOBS)
+    for job in jobs:
+        if job not in JOBS:
+            sys.exit(f"unknown job {job}; choose from {', '.join(JOBS)}")
+    try:
+        factors = [int(k) for k in args.backlog.split(",")] if args.backlog else []
+    except ValueError:
+        sys.exit(f"--backlog {args.backlog}: give whole multiples of --lines, e.g. 1,4")
+    if any(k < 1 for k in factors):
+        sys.exit(f"--backlog {args.backlog}: multiples must be at least 1")
+    return args, jobs, factors
+
+
+def main() -> None:
+    args, jobs, factors = parse_args()
+    with EmbeddedBroker() as broker:
+        rows = run_jobs(broker.bootstrap, jobs, args)
+        if factors:
+            run_backlog(broker.bootstrap, factors, args)
+    if rows:
+        print_table(rows)
 
 
 if __name__ == "__main__":
