@@ -129,8 +129,9 @@ class ExchangeStage(StageRuntime):
             rows = by_tp.get(tp)
             if rows:
                 by_tp[tp] = self._of_complete_runs(t, tp, rows, complete)
-        if self.closer.closed_through is not None and t <= self.closer.closed_through:
-            self.emitted.pop(t, None)
+        done = self.closer.closed_through
+        if done is not None and t <= done:
+            self._forget_taken(done)
             for task in self.tasks.values():
                 task.forget_closed()
             self.clock.forget_through(t)
@@ -143,6 +144,21 @@ class ExchangeStage(StageRuntime):
             for tp in sorted(tps)
         ]
         return template, tasks
+
+    def _forget_taken(self, done: int) -> None:
+        """Forget which sides upstream wrote in the batches through `done` (the stage's
+        last closed one) that every partition has closed and taken. A partition catching a
+        batch up in a run of its own after another's may have read some of its markers
+        before that run: they are not read again. A revoked partition's task is gone, so
+        it holds no batch here."""
+        tasks = self.tasks.values()
+        taken = [
+            t
+            for t in self.emitted
+            if t <= done and all(task.is_closed(t) and t not in task.first for task in tasks)
+        ]
+        for t in taken:
+            del self.emitted[t]
 
     def _of_complete_runs(self, t: int, tp: TP, rows: list, complete: set[int]) -> list:
         """The rows of batch t whose run upstream wrote its marker.

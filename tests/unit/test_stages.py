@@ -10,10 +10,11 @@ import operator
 from confluent_kafka import Message
 
 import kstream
+from kstream.kafka import exchange
 from kstream.plan import compile_plan
 from kstream.progress import Closings
 from kstream.stages import ExchangeStage, SourceStage
-from tests.unit.offline import CODEC, frame_msg, marker_msg
+from tests.unit.offline import CODEC, msg
 
 TOPIC = "in"
 
@@ -110,21 +111,33 @@ def exchange_stage() -> tuple[ExchangeStage, str]:
     return ExchangeStage(stage, 1000, app.settings, {topic: 2}, {topic: CODEC}), topic
 
 
+def join_stage() -> tuple[ExchangeStage, str]:
+    """The stage after a join of two word counts: its topic's side 0 is written by the
+    tasks of the left count, side 1 by those of the right one (one upstream task each)."""
+    app = kstream.App("stages", batch_interval=1.0)
+    left = app.stream("a").map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    right = app.stream("b").map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    left.join(right).to("out")
+    stage = compile_plan(app).stages[2]
+    (topic,) = stage.input_topics()
+    return ExchangeStage(stage, 1000, app.settings, {topic: 2}, {topic: CODEC}), topic
+
+
 class Partition:
-    """A partition of the repartition topic as upstream runs write it: each run's frames,
-    then its marker."""
+    """A partition of the repartition topic as upstream runs write it: each run's frames
+    of its side, then its marker (which says upstream wrote that side in the batch)."""
 
     def __init__(self, stage: ExchangeStage, topic: str, p: int):
         self.stage, self.topic, self.p, self.offset = stage, topic, p, 0
 
-    def run(self, t: int, writer: int, words: list[str], upstream: list) -> None:
+    def run(self, t: int, writer: int, words: list[str], upstream: list, side: int = 0) -> None:
+        values = [exchange.encode(t, side, [(w, 1)], writer, CODEC) for w in words]
+        values.append(exchange.encode_marker(t, tuple(upstream), (side,), writer, CODEC))
         msgs = [
-            frame_msg(self.topic, self.p, self.offset + i, t, [(w, 1)], writer)
-            for i, w in enumerate(words)
+            msg(self.topic, self.p, self.offset + i, v, ts=t, headers=CODEC.headers)
+            for i, v in enumerate(values)
         ]
         self.offset += len(msgs)
-        msgs.append(marker_msg(self.topic, self.p, self.offset, t, upstream, writer))
-        self.offset += 1
         self.stage.ingest(self.topic, msgs, 0)
 
 
@@ -157,3 +170,55 @@ def test_partitions_catching_up_a_batch_in_separate_runs_each_keep_their_finishe
     assert stage.abandoned == 0
     assert stage.due(0, limit=1) == []
     assert [task.finished for task in stage.tasks.values()] == [{}, {}, {}]  # none kept
+
+
+def test_a_partition_catching_up_a_join_reads_empty_for_a_side_marked_before_another_run():
+    # the stage closed batch T on partition 0; partitions 1 and 2 join later, behind it.
+    # Partition 2 reads the left task's marker of T (no records) before partition 1's
+    # run of T, the right task's after it: its own run still knows the left side wrote
+    T = 10_000
+    LEFT, RIGHT = ("left", 0), ("right", 0)  # the upstream tasks; runs 1 and 2 are theirs
+    stage, topic = join_stage()
+    p0, p1, p2 = (Partition(stage, topic, p) for p in range(3))
+    stage.assign([(topic, 0)])
+    p0.run(T, 1, ["a"], [LEFT], side=0)
+    p0.run(T, 2, ["a"], [RIGHT], side=1)
+    assert stage.due(0, limit=1) == [(T, ((topic, 0),))]
+    stage.take(T, ((topic, 0),))
+    stage.assign([(topic, 1), (topic, 2)])
+    p1.run(T, 1, ["b"], [LEFT], side=0)
+    p1.run(T, 2, ["b"], [RIGHT], side=1)
+    p2.run(T, 1, [], [LEFT], side=0)
+    assert stage.due(0, limit=1) == [(T, ((topic, 1),))]
+    stage.take(T, ((topic, 1),))
+    p2.run(T, 2, ["c"], [RIGHT], side=1)
+    assert stage.due(0, limit=1) == [(T, ((topic, 2),))]
+    template, (task,) = stage.take(T, ((topic, 2),))
+    assert [row[:2] for row in task.rows] == [(1, ("c", 1))]
+    # both sides were written in T: the left one is empty here, not "no result"
+    assert list(template.values()) == [[], []]
+    assert stage.emitted == {}  # every partition took T: nothing of it is kept
+    # its right marker announced T again after the stage ran it: T is not run again
+    assert stage.due(0) == []
+
+
+def test_a_revoked_partition_behind_the_stage_keeps_nothing_of_its_batches():
+    T = 10_000
+    LEFT, RIGHT = ("left", 0), ("right", 0)
+    stage, topic = join_stage()
+    p0, p1 = Partition(stage, topic, 0), Partition(stage, topic, 1)
+    stage.assign([(topic, 0)])
+    p0.run(T, 1, ["a"], [LEFT], side=0)
+    p0.run(T, 2, ["a"], [RIGHT], side=1)
+    assert stage.due(0, limit=1) == [(T, ((topic, 0),))]
+    stage.assign([(topic, 1)])
+    p1.run(T, 1, [], [LEFT], side=0)  # behind: the right task's marker of T not read yet
+    stage.take(T, ((topic, 0),))
+    assert set(stage.emitted) == {T}  # partition 1 has still to run T
+    stage.revoke([(topic, 1)])
+    p0.run(T + 1000, 1, [], [LEFT], side=0)
+    p0.run(T + 1000, 2, ["b"], [RIGHT], side=1)
+    assert stage.due(0, limit=1) == [(T + 1000, ((topic, 0),))]
+    template, _ = stage.take(T + 1000, ((topic, 0),))
+    assert list(template.values()) == [[], []]
+    assert stage.emitted == {}  # T went with the partition that was behind
